@@ -1,0 +1,203 @@
+"""The application contract: everything a user declares to get a daily RL pipeline.
+
+An application names its timestep schema, its action space, its trajectory settings, the agent
+(a configured `TFAgentsResource`) and where its data comes from. `build_definitions(app)` turns
+it into Dagster definitions; nothing else is required.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from rl_bakery_dagster.resources.agents import TFAgentsResource
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from tf_agents.policies.tf_policy import TFPolicy
+    from tf_agents.specs import BoundedTensorSpec
+
+FIRST, MID, LAST = 0, 1, 2
+"""TF-Agents `StepType` values, as stored in the `step_type` column."""
+
+SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def require_safe_name(value: str, what: str) -> str:
+    """Refuse names that become path segments unless they are plain identifiers."""
+    if not SAFE_NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must match {SAFE_NAME.pattern} (it becomes a folder name)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ActionSpace:
+    """The action the product takes: `discrete` (ids 0..num_actions-1) or `continuous` (a box)."""
+
+    kind: Literal["discrete", "continuous"]
+    num_actions: int = 0
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "discrete" and self.num_actions < 2:
+            raise ValueError("a discrete action space needs num_actions >= 2")
+        if self.kind == "continuous" and (not self.low or len(self.low) != len(self.high)):
+            raise ValueError("a continuous action space needs low and high of the same length")
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.kind == "discrete"
+
+    @property
+    def size(self) -> int:
+        """Numbers per action: 1 for a discrete id, the box dimension otherwise."""
+        return 1 if self.is_discrete else len(self.low)
+
+    def tensor_spec(self) -> BoundedTensorSpec:
+        import tensorflow as tf
+        from tf_agents.specs import tensor_spec
+
+        if self.is_discrete:
+            return tensor_spec.BoundedTensorSpec(
+                (), tf.int64, minimum=0, maximum=self.num_actions - 1, name="action"
+            )
+        return tensor_spec.BoundedTensorSpec(
+            (self.size,), tf.float32, minimum=list(self.low), maximum=list(self.high), name="action"
+        )
+
+
+@dataclass(frozen=True)
+class TimestepSchema:
+    """Column names of the timestep contract (DESIGN.md) for one application."""
+
+    env_id_columns: tuple[str, ...]
+    timestep_column: str
+    observation_columns: tuple[str, ...]
+    action_column: str = "action"
+    reward_column: str = "reward"
+    discount_column: str = "discount"
+    step_type_column: str = "step_type"
+    action_prob_column: str | None = None
+    policy_version_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.env_id_columns:
+            raise ValueError("the timestep schema needs at least one env id column")
+        if not self.observation_columns:
+            raise ValueError("the timestep schema needs at least one observation column")
+
+    @property
+    def observation_size(self) -> int:
+        return len(self.observation_columns)
+
+    def observation_spec(self) -> BoundedTensorSpec:
+        import tensorflow as tf
+        from tf_agents.specs import tensor_spec
+
+        return tensor_spec.TensorSpec((self.observation_size,), tf.float32, name="observation")
+
+
+@dataclass(frozen=True)
+class TrajectorySettings:
+    """How daily timesteps become training data.
+
+    `n_step`: transitions hold n_step+1 consecutive timesteps. `lookback_days`: earlier timestep
+    partitions read so that windows which start before midnight are complete. `lag_days` and
+    `window_days`: `agent_checkpoint[d]` trains on trajectories[d-lag-window+1 .. d-lag].
+    """
+
+    n_step: int = 1
+    lookback_days: int = 1
+    lag_days: int = 0
+    window_days: int = 1
+
+    def __post_init__(self) -> None:
+        if self.n_step < 1 or self.lookback_days < 0 or self.lag_days < 0 or self.window_days < 1:
+            raise ValueError(f"invalid trajectory settings: {self}")
+
+
+class Warehouse(Protocol):
+    """Where the product's daily logs live."""
+
+    def read(self, spark: SparkSession, day: str) -> DataFrame:
+        """Return day `day`'s logs in the timestep contract."""
+        ...
+
+    def complete_days(self) -> Sequence[str]:
+        """Days (YYYY-MM-DD) whose logs are complete; the sensor requests runs for these."""
+        ...
+
+
+@dataclass(frozen=True)
+class ParquetWarehouse:
+    """A warehouse of `dt=YYYY-MM-DD/` Parquet folders; a day is complete once `_SUCCESS` exists.
+
+    `uri` is anything Spark and `pyarrow.fs` can open: a local folder, `s3://`, `gs://`, `hdfs://`.
+    """
+
+    uri: str
+
+    def read(self, spark: SparkSession, day: str) -> DataFrame:
+        return spark.read.parquet(f"{self.uri.rstrip('/')}/dt={day}")
+
+    def complete_days(self) -> list[str]:
+        from pyarrow import fs
+
+        filesystem, root = fs.FileSystem.from_uri(self.uri)
+        listing = filesystem.get_file_info(fs.FileSelector(root, allow_not_found=True))
+        days = []
+        for folder in listing:
+            if folder.type != fs.FileType.Directory or not folder.base_name.startswith("dt="):
+                continue
+            marker = filesystem.get_file_info(f"{folder.path}/_SUCCESS")
+            if marker.type == fs.FileType.File:
+                days.append(folder.base_name.removeprefix("dt="))
+        return sorted(days)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Returns of complete episodes played by a policy in a simulator."""
+
+    mean_return: float
+    std_return: float
+    episodes: int
+
+
+PolicyEvaluator = Callable[["TFPolicy", int], EvaluationResult]
+"""Plays the given (greedy) policy in a simulator with the given seed."""
+
+
+@dataclass(frozen=True)
+class Application:
+    """One daily RL or bandit application.
+
+    Args:
+      name: identifier, used in asset groups and storage paths.
+      start_date: first day (YYYY-MM-DD, UTC) of every daily partition.
+      schema: column names of the timestep contract.
+      action_space: the actions the product can take.
+      agent: the TF-Agents agent and its hyper-parameters (Dagster resource config).
+      warehouse: where the daily logs come from.
+      trajectory: n-step, lookback, lag and training window.
+      evaluator: optional simulator that plays the greedy policy after each training day.
+    """
+
+    name: str
+    start_date: str
+    schema: TimestepSchema
+    action_space: ActionSpace
+    agent: TFAgentsResource
+    warehouse: Warehouse
+    trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
+    evaluator: PolicyEvaluator | None = None
+
+    def __post_init__(self) -> None:
+        require_safe_name(self.name, "application name")
+        if not re.match(r"^\d{4}-\d{2}-\d{2}$", self.start_date):
+            raise ValueError(f"start_date {self.start_date!r} must be YYYY-MM-DD")

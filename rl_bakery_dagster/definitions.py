@@ -1,0 +1,54 @@
+"""`build_definitions(app)`: the whole Dagster project of one application."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.assets.checkpoints import build_checkpoint_asset
+from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
+from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
+from rl_bakery_dagster.jobs import build_daily_job, build_daily_schedule
+from rl_bakery_dagster.partitions import daily_partitions
+from rl_bakery_dagster.resources.io_managers import CheckpointIOManager, SparkParquetIOManager
+from rl_bakery_dagster.resources.spark import spark_resource
+from rl_bakery_dagster.sensors import build_warehouse_sensor
+
+
+def bakery_home() -> Path:
+    """Local state (storage, Spark scratch) lives under `RL_BAKERY_HOME`, default `./.rl_bakery`."""
+    return Path(os.environ.get("RL_BAKERY_HOME", ".rl_bakery")).resolve()
+
+
+def storage_uri(home: Path) -> str:
+    """Root of every asset partition: `RL_BAKERY_STORAGE_URI`, default `<home>/storage`."""
+    return os.environ.get("RL_BAKERY_STORAGE_URI", str(home / "storage"))
+
+
+def build_definitions(app: Application) -> dg.Definitions:
+    """Assets, the daily job, its schedule and warehouse sensor, and resources for `app`."""
+    home = bakery_home()
+    root = storage_uri(home)
+    partitions = daily_partitions(app.start_date)
+    job = build_daily_job(app, partitions)
+    pyspark = spark_resource(home)
+    return dg.Definitions(
+        assets=[
+            build_timesteps_asset(app, partitions),
+            build_trajectories_asset(app, partitions),
+            build_checkpoint_asset(app, partitions),
+        ],
+        jobs=[job],
+        schedules=[build_daily_schedule(job)],
+        sensors=[build_warehouse_sensor(app, job, partitions)],
+        resources={
+            "pyspark": pyspark,
+            "agent": app.agent,
+            "parquet_io_manager": SparkParquetIOManager(root_uri=root, pyspark=pyspark),
+            "checkpoint_io_manager": CheckpointIOManager(root_uri=root),
+        },
+        executor=dg.in_process_executor,
+    )

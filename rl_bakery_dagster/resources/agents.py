@@ -1,0 +1,57 @@
+"""The agent resource: which TF-Agents agent to train, with which hyper-parameters.
+
+Its fields are Dagster config, so every hyper-parameter shows (and can be changed) in the
+launchpad. TensorFlow is imported only when an agent is built, so loading the definitions
+stays fast.
+"""
+
+from typing import TYPE_CHECKING, Literal
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from tf_agents.agents.tf_agent import TFAgent
+    from tf_agents.specs import BoundedTensorSpec, TensorSpec
+
+Algorithm = Literal["dqn", "ddqn", "ddpg"]
+
+
+class TFAgentsResource(dg.ConfigurableResource):
+    """A TF-Agents agent (DQN, DDQN or DDPG) and how it trains each day."""
+
+    algorithm: Algorithm = Field(
+        default="dqn", description="dqn, ddqn (discrete) or ddpg (continuous)"
+    )
+    fc_layer_params: list[int] = Field(default=[100], description="Q-network hidden layers")
+    actor_fc_layer_params: list[int] = Field(default=[400, 300], description="DDPG actor layers")
+    critic_observation_fc_layer_params: list[int] = Field(
+        default=[400], description="DDPG critic layers on the observation"
+    )
+    critic_joint_fc_layer_params: list[int] = Field(
+        default=[300], description="DDPG critic layers on observation and action"
+    )
+    learning_rate: float = Field(default=1e-3, description="Q-network learning rate")
+    actor_learning_rate: float = Field(default=1e-4, description="DDPG actor learning rate")
+    critic_learning_rate: float = Field(default=1e-3, description="DDPG critic learning rate")
+    gamma: float = Field(default=0.99, description="discount factor")
+    epsilon_greedy: float = Field(default=0.1, description="exploration of the collect policy")
+    ou_stddev: float = Field(default=0.2, description="DDPG exploration noise scale")
+    ou_damping: float = Field(default=0.15, description="DDPG exploration noise damping")
+    target_update_tau: float = Field(default=1.0, description="soft update weight of targets")
+    target_update_period: int = Field(default=100, description="train steps between target updates")
+    gradient_clipping: float | None = Field(default=None, description="clip gradients to this norm")
+    batch_size: int = Field(default=64, description="transitions per train step")
+    train_steps_per_day: int = Field(default=1000, description="train steps on each day's window")
+    shuffle_buffer_rows: int = Field(
+        default=100_000, description="transitions held in memory to shuffle the Parquet stream"
+    )
+    seed: int = Field(default=0, description="seeds network initialisation and data order")
+
+    def build(
+        self, observation_spec: "TensorSpec", action_spec: "BoundedTensorSpec", n_step: int
+    ) -> "TFAgent":
+        """A fresh, initialised agent for these specs (deterministic for a given seed)."""
+        from rl_bakery_dagster.training.agents import build_agent
+
+        return build_agent(self, observation_spec, action_spec, n_step)

@@ -1,0 +1,181 @@
+"""IO managers: Spark DataFrames as daily Parquet folders, agents as checkpoint folders.
+
+Assets never build paths: these managers map an asset key and a day to
+`<root>/<asset key path>/dt=<day>/`, write through a staging folder and commit atomically
+(`StorageRoot.commit`), and hand downstream assets the partitions their mapping asks for.
+"""
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import dagster as dg
+from dagster_pyspark import PySparkResource
+from pyarrow import fs
+from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import functions as F
+
+from rl_bakery_dagster.resources.storage import StorageRoot
+from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
+
+
+class Metric(NamedTuple):
+    """A per-day aggregate computed while the frame is written: `sum` or `mean` of `value`."""
+
+    kind: Literal["sum", "mean"]
+    value: Column
+
+
+@dataclass(frozen=True)
+class SparkOutput:
+    """A frame with a `dt` column to store, and the per-day numbers to report about it.
+
+    The metrics ride on the write itself (`DataFrame.observe`), so reporting them costs no
+    second pass over the data.
+    """
+
+    frame: DataFrame
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParquetPartitions:
+    """Stored daily partitions of an asset, for readers that stream files instead of using Spark."""
+
+    uris: Mapping[str, str]
+
+    def files(self) -> tuple[fs.FileSystem, list[str]]:
+        """The filesystem and the Parquet files of every partition, in day then name order."""
+        filesystem: fs.FileSystem = fs.LocalFileSystem()
+        found: list[str] = []
+        for day in sorted(self.uris):
+            filesystem, path = fs.FileSystem.from_uri(self.uris[day])
+            infos = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
+            found += sorted(
+                i.path for i in infos if i.type == fs.FileType.File and i.path.endswith(".parquet")
+            )
+        return filesystem, found
+
+
+class SparkParquetIOManager(dg.ConfigurableIOManager):
+    """Stores Spark DataFrames as one Parquet folder per day under `root_uri`."""
+
+    root_uri: str
+    pyspark: dg.ResourceDependency[PySparkResource]
+
+    @property
+    def _root(self) -> StorageRoot:
+        return StorageRoot(self.root_uri)
+
+    def handle_output(self, context: dg.OutputContext, obj: SparkOutput | DataFrame) -> None:
+        output = obj if isinstance(obj, SparkOutput) else SparkOutput(obj)
+        days = list(context.asset_partition_keys)
+        asset_path = list(context.asset_key.path)
+        frame = output.frame
+        day = F.col(PARTITION_COLUMN)
+        expressions = [F.sum(F.when(day == d, 1).otherwise(0)).alias(f"{d}|rows") for d in days]
+        for name, metric in output.metrics.items():
+            aggregate = F.sum if metric.kind == "sum" else F.avg
+            expressions += [
+                aggregate(F.when(day == d, metric.value)).alias(f"{d}|{name}") for d in days
+            ]
+        observation = Observation("rl_bakery_write")
+        staging = self._root.staging_uri(asset_path)
+        frame.observe(observation, *expressions).write.partitionBy(PARTITION_COLUMN).parquet(
+            staging
+        )
+        observed = observation.get
+        data_schema = frame.drop(PARTITION_COLUMN).schema
+        spark = frame.sparkSession
+        for d in days:
+            staged_day = f"{staging}/{PARTITION_COLUMN}={d}"
+            if not self._root.exists(staged_day):
+                spark.createDataFrame([], data_schema).write.parquet(staged_day)
+            final = self._root.partition_uri(asset_path, d)
+            self._root.commit(staged_day, final)
+            metadata: dict[str, object] = {
+                "dagster/row_count": int(observed[f"{d}|rows"]),
+                "path": final,
+            }
+            for name in output.metrics:
+                value = observed[f"{d}|{name}"]
+                metadata[name] = float(value) if value is not None else float("nan")
+            context.log.info(f"{context.asset_key.to_user_string()}[{d}]: {metadata}")
+            if len(days) == 1:
+                context.add_output_metadata(metadata)
+            else:
+                context.step_context.add_asset_metadata(metadata, partition_key=d)
+        self._root.remove(staging)
+
+    def load_input(self, context: dg.InputContext) -> DataFrame | ParquetPartitions:
+        asset_path = list(context.asset_key.path)
+        days = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        uris = {d: self._root.partition_uri(asset_path, d) for d in days}
+        missing = [d for d, uri in uris.items() if not self._root.exists(uri)]
+        if missing:
+            raise dg.Failure(
+                description=(
+                    f"{context.asset_key.to_user_string()} is not materialised for {missing}; "
+                    "materialise (or backfill) those days first."
+                ),
+                metadata={"missing_partitions": missing},
+            )
+        if context.dagster_type.typing_type is ParquetPartitions:
+            return ParquetPartitions(uris)
+        if not uris:
+            raise dg.Failure(
+                description=f"no partitions of {context.asset_key.to_user_string()} to read"
+            )
+        spark = self.pyspark.spark_session
+        base = self._root.asset_uri(asset_path)
+        frame = spark.read.option("basePath", base).parquet(*uris.values())
+        return frame.withColumn(PARTITION_COLUMN, F.col(PARTITION_COLUMN).cast("string"))
+
+
+def write_json(uri: str, payload: Mapping[str, object]) -> None:
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(json.dumps(payload, indent=2, sort_keys=True).encode())
+
+
+def read_json(uri: str) -> dict:
+    filesystem, path = fs.FileSystem.from_uri(uri)
+    with filesystem.open_input_stream(path) as stream:
+        return json.loads(stream.read().decode())
+
+
+@dataclass(frozen=True)
+class AgentArtifacts:
+    """One trained day: a local folder with `checkpoint/`, `policies/{greedy,collect}/`, `metrics.json`."""
+
+    local_dir: str
+
+
+class CheckpointIOManager(dg.ConfigurableIOManager):
+    """Stores each day's agent folder under `root_uri`; loads the uris of stored days."""
+
+    root_uri: str
+
+    @property
+    def _root(self) -> StorageRoot:
+        return StorageRoot(self.root_uri)
+
+    def handle_output(self, context: dg.OutputContext, obj: Mapping[str, AgentArtifacts]) -> None:
+        asset_path = list(context.asset_key.path)
+        for day, artifacts in sorted(obj.items()):
+            staging = self._root.staging_uri(asset_path)
+            filesystem, staging_path = fs.FileSystem.from_uri(staging)
+            filesystem.create_dir(staging_path, recursive=True)
+            fs.copy_files(artifacts.local_dir, staging, destination_filesystem=filesystem)
+            final = self._root.partition_uri(asset_path, day)
+            self._root.commit(staging, final)
+            shutil.rmtree(artifacts.local_dir, ignore_errors=True)
+            context.log.info(f"committed {context.asset_key.to_user_string()}[{day}] to {final}")
+
+    def load_input(self, context: dg.InputContext) -> dict[str, str]:
+        asset_path = list(context.asset_key.path)
+        days = list(context.asset_partition_keys) if context.has_asset_partitions else []
+        uris = {d: self._root.partition_uri(asset_path, d) for d in days}
+        return {d: uri for d, uri in uris.items() if self._root.exists(uri)}

@@ -1,0 +1,52 @@
+"""Saves, restores and exports agents in one folder per day.
+
+Layout: `checkpoint/` (a `tf.train.Checkpoint` of the agent, its optimiser and train step),
+`policies/greedy/` and `policies/collect/` (`PolicySaver` SavedModels that load with
+`tf.saved_model.load` without this package), and `metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import tensorflow as tf
+from tf_agents.agents.tf_agent import TFAgent
+from tf_agents.policies import policy_saver
+
+CHECKPOINT = "checkpoint"
+GREEDY_POLICY = "policies/greedy"
+COLLECT_POLICY = "policies/collect"
+METRICS = "metrics.json"
+CHECKPOINT_PREFIX = "agent"
+
+
+def _checkpoint(agent: TFAgent) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(agent=agent, train_step=agent.train_step_counter)
+
+
+def save_agent(agent: TFAgent, folder: str, metrics: Mapping[str, object]) -> None:
+    """Writes the checkpoint, both exported policies and the day's metrics into `folder`."""
+    _checkpoint(agent).write(os.path.join(folder, CHECKPOINT, CHECKPOINT_PREFIX))
+    for policy, subfolder in (
+        (agent.policy, GREEDY_POLICY),
+        (agent.collect_policy, COLLECT_POLICY),
+    ):
+        saver = policy_saver.PolicySaver(
+            policy, batch_size=None, train_step=agent.train_step_counter
+        )
+        saver.save(os.path.join(folder, subfolder))
+    with open(os.path.join(folder, METRICS), "w") as handle:
+        json.dump(dict(metrics), handle, indent=2, sort_keys=True)
+
+
+def restore_agent(agent: TFAgent, folder: str) -> None:
+    """Loads the checkpoint in `folder` into `agent`; every variable must match."""
+    status = _checkpoint(agent).read(os.path.join(folder, CHECKPOINT, CHECKPOINT_PREFIX))
+    status.assert_existing_objects_matched()
+
+
+def read_metrics(folder: str) -> dict:
+    with open(os.path.join(folder, METRICS)) as handle:
+        return json.load(handle)

@@ -1,0 +1,101 @@
+"""Trains an agent on a window of stored transitions, streamed from Parquet."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+from pyarrow import fs
+from tf_agents.agents.tf_agent import TFAgent
+from tf_agents.utils import common
+
+from rl_bakery_dagster.training.dataset import TransitionLayout, transition_dataset
+
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class TrainingStats:
+    """What one day of training did; `skipped` says why nothing was trained, if so."""
+
+    transitions: int
+    train_steps: int
+    loss_mean: float
+    loss_last: float
+    total_train_steps: int
+    seconds: float
+    skipped: str | None = None
+
+    def as_metadata(self) -> dict[str, float | int | str]:
+        metadata: dict[str, float | int | str] = {
+            "transitions": self.transitions,
+            "train_steps": self.train_steps,
+            "loss_mean": self.loss_mean,
+            "loss_last": self.loss_last,
+            "total_train_steps": self.total_train_steps,
+            "train_seconds": round(self.seconds, 3),
+        }
+        if self.skipped:
+            metadata["skipped"] = self.skipped
+        return metadata
+
+
+def count_rows(filesystem: fs.FileSystem, files: Sequence[str]) -> int:
+    """Rows of the given Parquet files, from their footers only."""
+    total = 0
+    for path in files:
+        with filesystem.open_input_file(path) as handle:
+            total += pq.ParquetFile(handle).metadata.num_rows
+    return total
+
+
+def train_on_transitions(
+    agent: TFAgent,
+    filesystem: fs.FileSystem,
+    files: Sequence[str],
+    layout: TransitionLayout,
+    *,
+    train_steps: int,
+    batch_size: int,
+    shuffle_rows: int,
+    seed: int,
+    log: logging.Logger,
+) -> TrainingStats:
+    """Runs `train_steps` agent updates on shuffled batches of the stored transitions.
+
+    With fewer transitions than one batch, nothing is trained and `skipped` says so: the agent
+    is carried forward unchanged rather than updated on a degenerate batch.
+    """
+    tf.config.experimental.enable_op_determinism()
+    started = time.monotonic()
+    transitions = count_rows(filesystem, files)
+    if transitions < batch_size or train_steps == 0:
+        reason = (
+            "no training steps configured"
+            if train_steps == 0
+            else f"{transitions} transition(s) in the training window, fewer than one batch ({batch_size})"
+        )
+        log.warning(f"training skipped: {reason}; the agent is carried forward unchanged")
+        total = int(agent.train_step_counter.numpy())
+        return TrainingStats(transitions, 0, float("nan"), float("nan"), total, 0.0, reason)
+    dataset = transition_dataset(filesystem, files, layout, batch_size, shuffle_rows, seed)
+    train = common.function(agent.train)
+    losses = np.zeros(train_steps, dtype=np.float64)
+    last_report = time.monotonic()
+    log.info(f"training {train_steps} steps on {transitions} transitions from {len(files)} file(s)")
+    for step, experience in enumerate(dataset.take(train_steps)):
+        losses[step] = float(train(experience).loss)
+        if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
+            last_report = time.monotonic()
+            log.info(f"train step {step + 1}/{train_steps}, loss {losses[step]:.4f}")
+    seconds = time.monotonic() - started
+    total = int(agent.train_step_counter.numpy())
+    log.info(f"trained {train_steps} steps in {seconds:.1f}s ({train_steps / seconds:.0f} steps/s)")
+    return TrainingStats(
+        transitions, train_steps, float(losses.mean()), float(losses[-1]), total, seconds
+    )
