@@ -28,9 +28,7 @@ SAFE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 def require_safe_name(value: str, what: str) -> str:
     """Refuse names that become path segments unless they are plain identifiers."""
     if not SAFE_NAME.match(value):
-        raise ValueError(
-            f"{what} {value!r} must match {SAFE_NAME.pattern} (it becomes a folder name)"
-        )
+        raise ValueError(f"{what} {value!r} must match {SAFE_NAME.pattern} (it becomes a folder name)")
     return value
 
 

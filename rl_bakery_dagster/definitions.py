@@ -28,10 +28,15 @@ def storage_uri(home: Path) -> str:
     return os.environ.get("RL_BAKERY_STORAGE_URI", str(home / "storage"))
 
 
-def build_definitions(app: Application) -> dg.Definitions:
-    """Assets, the daily job, its schedule and warehouse sensor, and resources for `app`."""
-    home = bakery_home()
-    root = storage_uri(home)
+def build_definitions(
+    app: Application, *, home: Path | None = None, storage: str | None = None
+) -> dg.Definitions:
+    """Assets, the daily job, its schedule and warehouse sensor, and resources for `app`.
+
+    `home` and `storage` default to `bakery_home()` and `storage_uri(home)` (environment).
+    """
+    home = home or bakery_home()
+    root = storage or storage_uri(home)
     partitions = daily_partitions(app.start_date)
     job = build_daily_job(app, partitions)
     pyspark = spark_resource(home)

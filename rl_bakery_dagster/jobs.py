@@ -18,9 +18,7 @@ APP_TAG = "rl_bakery/app"
 """Runs carry this tag so that the run queue can hold one run per application at a time."""
 
 
-def build_daily_job(
-    app: Application, partitions: dg.PartitionsDefinition
-) -> UnresolvedAssetJobDefinition:
+def build_daily_job(app: Application, partitions: dg.PartitionsDefinition) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.groups(app.name),
@@ -32,6 +30,4 @@ def build_daily_job(
 
 def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     """The alternative to the sensor: run yesterday's partition every day at 02:00 UTC."""
-    return dg.build_schedule_from_partitioned_job(
-        job, hour_of_day=2, minute_of_hour=0, name="daily_schedule"
-    )
+    return dg.build_schedule_from_partitioned_job(job, hour_of_day=2, minute_of_hour=0, name="daily_schedule")

@@ -33,9 +33,7 @@ def local_folder(uri: str) -> Iterator[str]:
         yield scratch
 
 
-def build_checkpoint_asset(
-    app: Application, partitions: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
+def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     settings = app.trajectory
     key = dg.AssetKey([app.name, "agent_checkpoint"])
 
@@ -83,9 +81,7 @@ def build_checkpoint_asset(
         scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_")
         outputs: dict[str, AgentArtifacts] = {}
         with contextlib.ExitStack() as stack:
-            previous_folder = (
-                stack.enter_context(local_folder(restore_from)) if restore_from else None
-            )
+            previous_folder = stack.enter_context(local_folder(restore_from)) if restore_from else None
             restored_from = first_previous if previous_folder else "fresh agent"
             for day in days:
                 tf_agent = agent.build(
@@ -97,9 +93,7 @@ def build_checkpoint_asset(
                 else:
                     context.log.info(f"{day}: first day, starting from a fresh agent")
                 in_window = window_days(day, settings.lag_days, settings.window_days)
-                window = ParquetPartitions(
-                    {d: u for d, u in trajectories.uris.items() if d in in_window}
-                )
+                window = ParquetPartitions({d: u for d, u in trajectories.uris.items() if d in in_window})
                 filesystem, files = window.files()
                 stats = train_on_transitions(
                     tf_agent,

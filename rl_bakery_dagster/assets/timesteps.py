@@ -27,9 +27,7 @@ def contract_failure(error: TimestepContractError) -> dg.Failure:
     )
 
 
-def build_timesteps_asset(
-    app: Application, partitions: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
+def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=[app.name, "timesteps"],
         partitions_def=partitions,
@@ -48,9 +46,7 @@ def build_timesteps_asset(
                 raw = app.warehouse.read(spark, day)
                 frames.append(to_contract(raw, app.schema, app.action_space, day))
             except AnalysisException as error:
-                raise dg.Failure(
-                    f"the warehouse has no readable logs for {day}: {error}"
-                ) from error
+                raise dg.Failure(f"the warehouse has no readable logs for {day}: {error}") from error
             except TimestepContractError as error:
                 raise contract_failure(error) from error
         frame = reduce(DataFrame.unionByName, frames)

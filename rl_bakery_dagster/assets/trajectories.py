@@ -11,9 +11,7 @@ from rl_bakery_dagster.trajectory_format import REWARD, STEP_TYPE
 from rl_bakery_dagster.transforms.transitions import build_transitions
 
 
-def build_trajectories_asset(
-    app: Application, partitions: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
+def build_trajectories_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     settings = app.trajectory
 
     @dg.asset(

@@ -20,9 +20,7 @@ Algorithm = Literal["dqn", "ddqn", "ddpg"]
 class TFAgentsResource(dg.ConfigurableResource):
     """A TF-Agents agent (DQN, DDQN or DDPG) and how it trains each day."""
 
-    algorithm: Algorithm = Field(
-        default="dqn", description="dqn, ddqn (discrete) or ddpg (continuous)"
-    )
+    algorithm: Algorithm = Field(default="dqn", description="dqn, ddqn (discrete) or ddpg (continuous)")
     fc_layer_params: list[int] = Field(default=[100], description="Q-network hidden layers")
     actor_fc_layer_params: list[int] = Field(default=[400, 300], description="DDPG actor layers")
     critic_observation_fc_layer_params: list[int] = Field(

@@ -78,14 +78,10 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         expressions = [F.sum(F.when(day == d, 1).otherwise(0)).alias(f"{d}|rows") for d in days]
         for name, metric in output.metrics.items():
             aggregate = F.sum if metric.kind == "sum" else F.avg
-            expressions += [
-                aggregate(F.when(day == d, metric.value)).alias(f"{d}|{name}") for d in days
-            ]
+            expressions += [aggregate(F.when(day == d, metric.value)).alias(f"{d}|{name}") for d in days]
         observation = Observation("rl_bakery_write")
         staging = self._root.staging_uri(asset_path)
-        frame.observe(observation, *expressions).write.partitionBy(PARTITION_COLUMN).parquet(
-            staging
-        )
+        frame.observe(observation, *expressions).write.partitionBy(PARTITION_COLUMN).parquet(staging)
         observed = observation.get
         data_schema = frame.drop(PARTITION_COLUMN).schema
         spark = frame.sparkSession
@@ -125,9 +121,7 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         if context.dagster_type.typing_type is ParquetPartitions:
             return ParquetPartitions(uris)
         if not uris:
-            raise dg.Failure(
-                description=f"no partitions of {context.asset_key.to_user_string()} to read"
-            )
+            raise dg.Failure(description=f"no partitions of {context.asset_key.to_user_string()} to read")
         spark = self.pyspark.spark_session
         base = self._root.asset_uri(asset_path)
         frame = spark.read.option("basePath", base).parquet(*uris.values())

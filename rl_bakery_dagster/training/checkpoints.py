@@ -33,9 +33,7 @@ def save_agent(agent: TFAgent, folder: str, metrics: Mapping[str, object]) -> No
         (agent.policy, GREEDY_POLICY),
         (agent.collect_policy, COLLECT_POLICY),
     ):
-        saver = policy_saver.PolicySaver(
-            policy, batch_size=None, train_step=agent.train_step_counter
-        )
+        saver = policy_saver.PolicySaver(policy, batch_size=None, train_step=agent.train_step_counter)
         saver.save(os.path.join(folder, subfolder))
     with open(os.path.join(folder, METRICS), "w") as handle:
         json.dump(dict(metrics), handle, indent=2, sort_keys=True)

@@ -124,9 +124,7 @@ def to_trajectory(batch: dict[str, tf.Tensor]) -> trajectory_lib.Trajectory:
     """Pads the unstored last item's next-step fields (unused by `to_transition`) to get [B, T]."""
 
     def pad(values: tf.Tensor, value: float | int) -> tf.Tensor:
-        return tf.concat(
-            [values, tf.fill([tf.shape(values)[0], 1], tf.cast(value, values.dtype))], 1
-        )
+        return tf.concat([values, tf.fill([tf.shape(values)[0], 1], tf.cast(value, values.dtype))], 1)
 
     return trajectory_lib.Trajectory(
         step_type=batch[STEP_TYPE],
@@ -149,9 +147,7 @@ def transition_dataset(
 ) -> tf.data.Dataset:
     """An endless `tf.data.Dataset` of `Trajectory` batches of shape [batch_size, T, ...]."""
     steps = layout.steps
-    action_shape = (
-        (batch_size, steps) if layout.discrete_action else (batch_size, steps, layout.action_size)
-    )
+    action_shape = (batch_size, steps) if layout.discrete_action else (batch_size, steps, layout.action_size)
     signature = {
         STEP_TYPE: tf.TensorSpec((batch_size, steps), tf.int32),
         OBSERVATION: tf.TensorSpec((batch_size, steps, layout.observation_size), tf.float32),

@@ -96,6 +96,4 @@ def train_on_transitions(
     seconds = time.monotonic() - started
     total = int(agent.train_step_counter.numpy())
     log.info(f"trained {train_steps} steps in {seconds:.1f}s ({train_steps / seconds:.0f} steps/s)")
-    return TrainingStats(
-        transitions, train_steps, float(losses.mean()), float(losses[-1]), total, seconds
-    )
+    return TrainingStats(transitions, train_steps, float(losses.mean()), float(losses[-1]), total, seconds)

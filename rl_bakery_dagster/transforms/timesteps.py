@@ -11,9 +11,7 @@ from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
 from rl_bakery_dagster.transforms.validation import check_contract_schema
 
 
-def to_contract(
-    raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace, day: str
-) -> DataFrame:
+def to_contract(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace, day: str) -> DataFrame:
     """Selects the contract columns with their contract types and tags each row with `day`.
 
     Raises `TimestepContractError` when a column is missing or has a type that cannot be cast.
@@ -29,9 +27,7 @@ def to_contract(
     if schema.action_prob_column:
         columns.append(F.col(schema.action_prob_column).cast(T.FloatType()).alias("action_prob"))
     if schema.policy_version_column:
-        columns.append(
-            F.col(schema.policy_version_column).cast(T.StringType()).alias("policy_version")
-        )
+        columns.append(F.col(schema.policy_version_column).cast(T.StringType()).alias("policy_version"))
     columns.append(F.lit(day).alias(PARTITION_COLUMN))
     return raw.select(*columns)
 

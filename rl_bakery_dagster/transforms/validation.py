@@ -56,9 +56,7 @@ class TimestepContractError(ValueError):
         super().__init__(f"timesteps of {day} refused by the timestep contract:\n{lines}")
 
 
-def check_contract_schema(
-    raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace
-) -> None:
+def check_contract_schema(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace) -> None:
     """Refuses missing columns and columns whose type cannot hold the contract's values."""
     present = {f.name: f.dataType for f in raw.schema.fields}
     required = [
@@ -75,11 +73,7 @@ def check_contract_schema(
     if missing:
         raise TimestepContractError(
             "(schema)",
-            [
-                Violation(
-                    "missing_columns", tuple(missing), f"required; present: {sorted(present)}", 0
-                )
-            ],
+            [Violation("missing_columns", tuple(missing), f"required; present: {sorted(present)}", 0)],
         )
     numeric = [
         schema.step_type_column,
@@ -149,9 +143,7 @@ def contract_rules(schema: TimestepSchema, action_space: ActionSpace) -> list[Ru
                 "propensity_in_unit_interval",
                 ("action_prob",),
                 "must be in (0, 1]",
-                _not_finite("action_prob")
-                | (F.col("action_prob") <= 0)
-                | (F.col("action_prob") > 1),
+                _not_finite("action_prob") | (F.col("action_prob") <= 0) | (F.col("action_prob") > 1),
             )
         )
     return rules
@@ -186,21 +178,14 @@ def find_violations(
     """Checks every rule plus unique (env id, timestep id); returns the rules that fail."""
     rules = contract_rules(schema, action_space)
     counts = timesteps.agg(
-        *[
-            F.sum(F.when(rule.offending, 1).otherwise(0)).alias(f"r{i}")
-            for i, rule in enumerate(rules)
-        ]
+        *[F.sum(F.when(rule.offending, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(rules)]
     ).first()
     violations = []
     for i, rule in enumerate(rules):
         offending = counts[f"r{i}"] or 0
         if offending:
-            samples = [
-                r.asDict() for r in timesteps.filter(rule.offending).limit(SAMPLE_ROWS).collect()
-            ]
-            violations.append(
-                Violation(rule.name, rule.columns, rule.description, offending, samples)
-            )
+            samples = [r.asDict() for r in timesteps.filter(rule.offending).limit(SAMPLE_ROWS).collect()]
+            violations.append(Violation(rule.name, rule.columns, rule.description, offending, samples))
     keys = [*schema.env_id_columns, schema.timestep_column]
     duplicates = timesteps.groupBy(*keys).count().filter(F.col("count") > 1)
     samples = [r.asDict() for r in duplicates.limit(SAMPLE_ROWS).collect()]

@@ -20,9 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=4, help="days to simulate and train")
     parser.add_argument("--envs", type=int, default=16, help="simultaneous CartPole players")
-    parser.add_argument(
-        "--steps-per-env", type=int, default=125, help="steps each player logs per day"
-    )
+    parser.add_argument("--steps-per-env", type=int, default=125, help="steps each player logs per day")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 

@@ -29,9 +29,7 @@ def evaluate_greedy_policy(policy: object, seed: int) -> EvaluationResult:
     return evaluate(tf_policy(policy), ENV_NAME, EVAL_EPISODES, seed=10_000 + seed)
 
 
-def cartpole_application(
-    agent: TFAgentsResource | None = None, warehouse: str | None = None
-) -> Application:
+def cartpole_application(agent: TFAgentsResource | None = None, warehouse: str | None = None) -> Application:
     return Application(
         name="cartpole",
         start_date="2024-01-01",

@@ -67,12 +67,8 @@ class BatchedGym:
         """Plays `steps` steps in every environment and returns the logged timesteps."""
         frames = []
         for _ in range(steps):
-            actions = np.asarray(
-                policy(self.step_type, self.reward, self.discount, self.observation)
-            )
-            frame = pd.DataFrame(
-                self.observation.astype(np.float64), columns=list(OBSERVATION_COLUMNS)
-            )
+            actions = np.asarray(policy(self.step_type, self.reward, self.discount, self.observation))
+            frame = pd.DataFrame(self.observation.astype(np.float64), columns=list(OBSERVATION_COLUMNS))
             frame.insert(0, "step_type", self.step_type.copy())
             frame.insert(0, "ts", self.timestep.copy())
             frame.insert(0, "user_id", np.arange(self.num_envs, dtype=np.int64))
@@ -86,9 +82,7 @@ class BatchedGym:
 
 def random_policy(num_actions: int, seed: int) -> BatchPolicy:
     rng = np.random.default_rng(seed)
-    return lambda step_type, reward, discount, observation: rng.integers(
-        0, num_actions, len(step_type)
-    )
+    return lambda step_type, reward, discount, observation: rng.integers(0, num_actions, len(step_type))
 
 
 def tf_policy(policy: object) -> BatchPolicy:
@@ -122,9 +116,7 @@ def evaluate(policy: BatchPolicy, env_name: str, episodes: int, seed: int) -> Ev
     returns = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
     while running.any():
-        batch.step(
-            np.asarray(policy(batch.step_type, batch.reward, batch.discount, batch.observation))
-        )
+        batch.step(np.asarray(policy(batch.step_type, batch.reward, batch.discount, batch.observation)))
         returns += np.where(running, batch.reward, 0.0)
         running &= batch.step_type != LAST
     return EvaluationResult(float(returns.mean()), float(returns.std()), episodes)

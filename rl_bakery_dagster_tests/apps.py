@@ -1,0 +1,46 @@
+"""Small applications for tests: CartPole logs with tiny agents so training takes seconds."""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.definitions import build_definitions
+from rl_bakery_dagster.examples.cartpole.application import cartpole_application
+from rl_bakery_dagster.examples.cartpole.simulator import BatchedGym, random_policy, write_day
+from rl_bakery_dagster.partitions import shift_day
+from rl_bakery_dagster.resources.agents import TFAgentsResource
+
+START = "2024-01-01"
+
+TINY_AGENT = {
+    "algorithm": "dqn",
+    "fc_layer_params": [16],
+    "batch_size": 16,
+    "train_steps_per_day": 20,
+    "target_update_period": 5,
+}
+
+
+def tiny_cartpole(home: Path, *, evaluate: bool = False, **agent_fields: object) -> Application:
+    agent = TFAgentsResource(**{**TINY_AGENT, **agent_fields})
+    app = cartpole_application(agent=agent, warehouse=str(home / "warehouse"))
+    return app if evaluate else dataclasses.replace(app, evaluator=None)
+
+
+def log_random_days(home: Path, days: int, envs: int = 4, steps: int = 40, seed: int = 0) -> list[pd.DataFrame]:
+    """Writes `days` days of random CartPole play to the test warehouse; episodes cross midnight."""
+    product = BatchedGym("CartPole-v0", envs, seed)
+    policy = random_policy(2, seed)
+    frames = []
+    for offset in range(days):
+        frame = product.log(policy, steps)
+        write_day(frame, str(home / "warehouse"), shift_day(START, offset))
+        frames.append(frame)
+    return frames
+
+
+def definitions(home: Path, app: Application) -> dg.Definitions:
+    return build_definitions(app, home=home)
