@@ -38,3 +38,9 @@ def ensure_dagster_home(home: Path) -> Path:
 def local_instance(home: Path) -> dg.DagsterInstance:
     ensure_dagster_home(home)
     return dg.DagsterInstance.get()
+
+
+if __name__ == "__main__":
+    from rl_bakery_dagster.definitions import bakery_home
+
+    print(ensure_dagster_home(bakery_home()))

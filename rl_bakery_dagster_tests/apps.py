@@ -30,7 +30,9 @@ def tiny_cartpole(home: Path, *, evaluate: bool = False, **agent_fields: object)
     return app if evaluate else dataclasses.replace(app, evaluator=None)
 
 
-def log_random_days(home: Path, days: int, envs: int = 4, steps: int = 40, seed: int = 0) -> list[pd.DataFrame]:
+def log_random_days(
+    home: Path, days: int, envs: int = 4, steps: int = 40, seed: int = 0
+) -> list[pd.DataFrame]:
     """Writes `days` days of random CartPole play to the test warehouse; episodes cross midnight."""
     product = BatchedGym("CartPole-v0", envs, seed)
     policy = random_policy(2, seed)

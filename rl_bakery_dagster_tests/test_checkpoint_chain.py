@@ -68,7 +68,11 @@ def test_single_run_backfill_trains_in_order_and_equals_daily_runs(
     daily_defs = definitions(other, tiny_cartpole(home, seed=5))
     instance = dg.DagsterInstance.ephemeral()
     for day in DAYS:
-        assert daily_defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=day, instance=instance).success
+        assert (
+            daily_defs.resolve_job_def(DAILY_JOB)
+            .execute_in_process(partition_key=day, instance=instance)
+            .success
+        )
     for day in DAYS:
         ours, theirs = variables(home, day), variables(other, day)
         assert ours.keys() == theirs.keys()

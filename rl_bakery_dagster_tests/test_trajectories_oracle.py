@@ -103,9 +103,9 @@ def test_trajectories_equal_tf_agents_replay_windows(spark: object, home: Path, 
 
     ours = pd.read_parquet(home / "storage" / "cartpole" / "trajectories")
     expected = buffer_windows(buffer, n_step)
-    assert set(zip(ours.user_id, ours.ts, strict=True)) == set(expected), (
-        set(zip(ours.user_id, ours.ts, strict=True)) ^ set(expected)
-    )
+    assert set(zip(ours.user_id, ours.ts, strict=True)) == set(expected), set(
+        zip(ours.user_id, ours.ts, strict=True)
+    ) ^ set(expected)
     assert not ours.duplicated(["user_id", "ts"]).any()
     spans_midnight = 0
     for row in ours.itertuples():

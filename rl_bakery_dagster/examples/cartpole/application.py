@@ -21,7 +21,10 @@ EVAL_EPISODES = int(os.environ.get("CARTPOLE_EVAL_EPISODES", "100"))
 
 
 def warehouse_uri() -> str:
-    """Where the simulated product writes its logs: `CARTPOLE_WAREHOUSE_URI`, default `<home>/warehouse/cartpole`."""
+    """Where the simulated product writes its logs.
+
+    `CARTPOLE_WAREHOUSE_URI`, default `<home>/warehouse/cartpole`.
+    """
     return os.environ.get("CARTPOLE_WAREHOUSE_URI", str(bakery_home() / "warehouse" / "cartpole"))
 
 

@@ -1,0 +1,33 @@
+"""What `build_definitions` hands to Dagster: the graph, the job, the schedule and the sensor."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from rl_bakery_dagster.jobs import DAILY_JOB
+from rl_bakery_dagster_tests.apps import definitions, tiny_cartpole
+
+
+def test_definitions_of_an_application(home: Path) -> None:
+    defs = definitions(home, tiny_cartpole(home))
+    defs.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"cartpole/timesteps", "cartpole/trajectories", "cartpole/agent_checkpoint"}
+    checkpoint = dg.AssetKey(["cartpole", "agent_checkpoint"])
+    assert graph.get(checkpoint).parent_keys == {dg.AssetKey(["cartpole", "trajectories"]), checkpoint}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        assert node.partitions_def.start.date().isoformat() == "2024-01-01"
+
+    job = defs.resolve_job_def(DAILY_JOB)
+    assert job.tags["rl_bakery/app"] == "cartpole"
+    assert defs.resolve_schedule_def("daily_schedule").cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("cartpole_warehouse_sensor").job_name == DAILY_JOB
+
+
+def test_the_example_module_loads() -> None:
+    from rl_bakery_dagster.examples.cartpole.definitions import defs
+
+    assert DAILY_JOB in {job.name for job in defs.resolve_all_job_defs()}

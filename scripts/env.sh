@@ -1,0 +1,12 @@
+# Sourced by the other scripts: finds or installs uv, syncs the locked environment, sets the local homes.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
+  echo "installing uv (the package manager) with pip ..." >&2
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+fi
+uv() { if command -v uv >/dev/null 2>&1; then command uv "$@"; else python3 -m uv "$@"; fi; }
+uv sync --frozen --quiet
+export RL_BAKERY_HOME="${RL_BAKERY_HOME:-$PWD/.rl_bakery}"
+export DAGSTER_HOME="${DAGSTER_HOME:-$RL_BAKERY_HOME/dagster}"
+uv run --frozen python -m rl_bakery_dagster.local_instance >/dev/null
