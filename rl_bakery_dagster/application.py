@@ -119,6 +119,14 @@ class TrajectorySettings:
             raise ValueError(f"invalid trajectory settings: {self}")
 
 
+class DailyTable(Protocol):
+    """A table with one slice per day."""
+
+    def read(self, spark: SparkSession, day: str) -> DataFrame:
+        """Return day `day`'s rows."""
+        ...
+
+
 class Warehouse(Protocol):
     """Where the product's daily logs live."""
 
@@ -184,6 +192,8 @@ class Application:
       warehouse: where the daily logs come from.
       trajectory: n-step, lookback, lag and training window.
       evaluator: optional simulator that plays the greedy policy after each training day.
+      population: optional table of who needs an action on a day (env ids and observation
+        columns); with it, `action_batch[d]` scores every row with the policy of day d.
     """
 
     name: str
@@ -194,6 +204,7 @@ class Application:
     warehouse: Warehouse
     trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
     evaluator: PolicyEvaluator | None = None
+    population: DailyTable | None = None
 
     def __post_init__(self) -> None:
         require_safe_name(self.name, "application name")

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.assets.actions import build_action_batch_asset
 from rl_bakery_dagster.assets.checkpoints import build_checkpoint_asset
 from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
@@ -40,12 +41,15 @@ def build_definitions(
     partitions = daily_partitions(app.start_date)
     job = build_daily_job(app, partitions)
     pyspark = spark_resource(home)
+    assets = [
+        build_timesteps_asset(app, partitions),
+        build_trajectories_asset(app, partitions),
+        build_checkpoint_asset(app, partitions),
+    ]
+    if app.population is not None:
+        assets.append(build_action_batch_asset(app, partitions))
     return dg.Definitions(
-        assets=[
-            build_timesteps_asset(app, partitions),
-            build_trajectories_asset(app, partitions),
-            build_checkpoint_asset(app, partitions),
-        ],
+        assets=assets,
         jobs=[job],
         schedules=[build_daily_schedule(job)],
         sensors=[build_warehouse_sensor(app, job, partitions)],
