@@ -8,8 +8,8 @@ import pandas as pd
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.definitions import build_definitions
-from rl_bakery_dagster.examples.cartpole.application import cartpole_application
-from rl_bakery_dagster.examples.cartpole.simulator import BatchedGym, random_policy, write_day
+from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS, cartpole_application
+from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy, write_day
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 
@@ -35,10 +35,10 @@ def log_random_days(
 ) -> list[pd.DataFrame]:
     """Writes `days` days of random CartPole play to the test warehouse; episodes cross midnight."""
     product = BatchedGym("CartPole-v0", envs, seed)
-    policy = random_policy(2, seed)
+    policy = random_policy(product.action_space, seed)
     frames = []
     for offset in range(days):
-        frame = product.log(policy, steps)
+        frame = product.log(policy, steps, OBSERVATION_COLUMNS)
         write_day(frame, str(home / "warehouse"), shift_day(START, offset))
         frames.append(frame)
     return frames

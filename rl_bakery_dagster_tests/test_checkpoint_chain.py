@@ -36,9 +36,10 @@ def materialised(result: dg.ExecuteInProcessResult, day: str) -> dict:
     raise AssertionError(f"no agent_checkpoint materialisation for {day}")
 
 
-def test_first_day_starts_fresh_and_exports_policies(spark: object, home: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["dqn", "ddqn"])  # both discrete-action agents of the resource
+def test_first_day_starts_fresh_and_exports_policies(spark: object, home: Path, algorithm: str) -> None:
     log_random_days(home, 1)
-    defs = definitions(home, tiny_cartpole(home, evaluate=True, seed=3))
+    defs = definitions(home, tiny_cartpole(home, evaluate=True, seed=3, algorithm=algorithm))
     result = defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=START)
 
     metadata = materialised(result, START)

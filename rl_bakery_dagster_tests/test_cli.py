@@ -66,3 +66,19 @@ def test_job_execute_then_range_backfill(home: Path) -> None:
     ]
     assert restored == ["2024-01-01", "2024-01-02"]
     assert "eval_return_mean" in read_metrics(str(checkpoints / "dt=2024-01-03"))
+
+
+def test_workspace_loads_for_dagster_dev(home: Path) -> None:
+    """`dagster dev` loads `workspace.yaml`; `definitions validate` loads it the same way."""
+    repository_root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "RL_BAKERY_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    validate = subprocess.run(
+        [DAGSTER, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=repository_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert validate.returncode == 0, validate.stderr[-3000:]
+    assert "cartpole" in validate.stdout + validate.stderr

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from rl_bakery_dagster.examples.cartpole.simulator import write_day
+from rl_bakery_dagster.examples.gym_simulator import write_day
 from rl_bakery_dagster_tests.apps import definitions, log_random_days, tiny_cartpole
 
 SENSOR = "cartpole_warehouse_sensor"

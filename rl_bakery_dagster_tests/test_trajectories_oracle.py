@@ -22,7 +22,8 @@ from tf_agents.replay_buffers import tf_uniform_replay_buffer
 from tf_agents.trajectories import trajectory as trajectory_lib
 
 from rl_bakery_dagster.application import FIRST, LAST, TrajectorySettings
-from rl_bakery_dagster.examples.cartpole.simulator import OBSERVATION_COLUMNS, write_day
+from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
+from rl_bakery_dagster.examples.gym_simulator import write_day
 from rl_bakery_dagster_tests.apps import START, definitions, tiny_cartpole
 
 ENVS, STEPS = 3, 120

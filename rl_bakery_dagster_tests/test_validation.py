@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rl_bakery_dagster.examples.cartpole.application import cartpole_application
+from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS, cartpole_application
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.transforms.timesteps import to_contract
 from rl_bakery_dagster.transforms.validation import TimestepContractError, find_violations
@@ -48,9 +48,10 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def day_of_logs() -> pd.DataFrame:
-    from rl_bakery_dagster.examples.cartpole.simulator import BatchedGym, random_policy
+    from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy
 
-    return BatchedGym("CartPole-v0", 2, seed=1).log(random_policy(2, 1), 20)
+    product = BatchedGym("CartPole-v0", 2, seed=1)
+    return product.log(random_policy(product.action_space, 1), 20, OBSERVATION_COLUMNS)
 
 
 @pytest.mark.parametrize(("rule", "column", "corrupt"), CASES)
@@ -90,7 +91,7 @@ def test_schema_rules(spark, day_of_logs: pd.DataFrame, change, rule: str) -> No
 
 def test_a_refused_day_fails_its_run_and_writes_nothing(spark, home: Path) -> None:
     frames = log_random_days(home, 1)
-    from rl_bakery_dagster.examples.cartpole.simulator import write_day
+    from rl_bakery_dagster.examples.gym_simulator import write_day
 
     write_day(set_value("reward", np.nan)(frames[0]), str(home / "warehouse"), START)
     defs = definitions(home, tiny_cartpole(home))

@@ -27,9 +27,10 @@ def main() -> None:
     instance = local_instance(bakery_home())
     import tensorflow as tf
 
-    from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, warehouse_uri
+    from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
     from rl_bakery_dagster.examples.cartpole.definitions import defs
-    from rl_bakery_dagster.examples.cartpole.simulator import (
+    from rl_bakery_dagster.examples.gym_application import warehouse_uri
+    from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
         random_policy,
         tf_policy,
@@ -49,15 +50,15 @@ def main() -> None:
     for offset in range(args.days):
         day = shift_day(start, offset)
         if offset == 0:
-            policy, played_by = random_policy(2, args.seed), "a random policy"
+            policy, played_by = random_policy(product.action_space, args.seed), "a random policy"
         else:
             saved = storage.partition_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
             policy, played_by = (
                 tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")),
                 "yesterday's collect policy",
             )
-        logs = product.log(policy, args.steps_per_env)
-        write_day(logs, warehouse_uri(), day)
+        logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
+        write_day(logs, warehouse_uri(app_name), day)
         started = time.monotonic()
         result = job.execute_in_process(partition_key=day, instance=instance)
         metadata = next(

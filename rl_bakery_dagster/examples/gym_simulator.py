@@ -1,4 +1,4 @@
-"""A CartPole "product": many environments stepped together, logging timesteps as a warehouse would.
+"""A simulated product: many gym environments stepped together, logging timesteps as a warehouse would.
 
 Environments follow TF-Agents' auto-reset semantics (the step after LAST is a FIRST, whatever the
 action), so the logged rows are exactly the time steps a TF-Agents driver would see. Policies are
@@ -19,10 +19,8 @@ import pandas as pd
 
 from rl_bakery_dagster.application import FIRST, LAST, MID, EvaluationResult
 
-OBSERVATION_COLUMNS = ("cart_position", "cart_velocity", "pole_angle", "pole_velocity")
-
 BatchPolicy = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(step_type [B], reward [B], discount [B], observation [B, 4]) → actions [B]."""
+"""(step_type [B], reward [B], discount [B], observation [B, obs]) → actions [B] or [B, action]."""
 
 
 @dataclass
@@ -63,16 +61,21 @@ class BatchedGym:
             )
         self.timestep += 1
 
-    def log(self, policy: BatchPolicy, steps: int) -> pd.DataFrame:
+    @property
+    def action_space(self) -> gym.Space:
+        return self.envs[0].action_space
+
+    def log(self, policy: BatchPolicy, steps: int, observation_columns: tuple[str, ...]) -> pd.DataFrame:
         """Plays `steps` steps in every environment and returns the logged timesteps."""
+        discrete = isinstance(self.action_space, gym.spaces.Discrete)
         frames = []
         for _ in range(steps):
             actions = np.asarray(policy(self.step_type, self.reward, self.discount, self.observation))
-            frame = pd.DataFrame(self.observation.astype(np.float64), columns=list(OBSERVATION_COLUMNS))
+            frame = pd.DataFrame(self.observation.astype(np.float64), columns=list(observation_columns))
             frame.insert(0, "step_type", self.step_type.copy())
             frame.insert(0, "ts", self.timestep.copy())
             frame.insert(0, "user_id", np.arange(self.num_envs, dtype=np.int64))
-            frame["action"] = actions.astype(np.int64)
+            frame["action"] = actions.astype(np.int64) if discrete else list(actions.astype(np.float32))
             frame["reward"] = self.reward.astype(np.float64)
             frame["discount"] = self.discount.astype(np.float64)
             frames.append(frame)
@@ -80,9 +83,15 @@ class BatchedGym:
         return pd.concat(frames, ignore_index=True)
 
 
-def random_policy(num_actions: int, seed: int) -> BatchPolicy:
+def random_policy(space: gym.Space, seed: int) -> BatchPolicy:
+    """Uniform actions over a gym `Discrete` or `Box` space."""
     rng = np.random.default_rng(seed)
-    return lambda step_type, reward, discount, observation: rng.integers(0, num_actions, len(step_type))
+    if isinstance(space, gym.spaces.Discrete):
+        return lambda step_type, reward, discount, observation: rng.integers(0, space.n, len(step_type))
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    return lambda step_type, reward, discount, observation: rng.uniform(
+        low, high, (len(step_type), *low.shape)
+    ).astype(np.float32)
 
 
 def tf_policy(policy: object) -> BatchPolicy:

@@ -1,0 +1,57 @@
+"""A daily application around a gym environment, played by `gym_simulator` as the product."""
+
+import os
+
+from rl_bakery_dagster.application import (
+    ActionSpace,
+    Application,
+    EvaluationResult,
+    ParquetWarehouse,
+    PolicyEvaluator,
+    TimestepSchema,
+    TrajectorySettings,
+)
+from rl_bakery_dagster.definitions import bakery_home
+from rl_bakery_dagster.examples.gym_simulator import evaluate, tf_policy
+from rl_bakery_dagster.resources.agents import TFAgentsResource
+
+START_DATE = "2024-01-01"
+
+
+def warehouse_uri(name: str) -> str:
+    """`<NAME>_WAREHOUSE_URI`, default `<home>/warehouse/<name>`."""
+    return os.environ.get(f"{name.upper()}_WAREHOUSE_URI", str(bakery_home() / "warehouse" / name))
+
+
+def greedy_evaluator(name: str, env_name: str, default_episodes: int) -> PolicyEvaluator:
+    """Plays the greedy policy for `<NAME>_EVAL_EPISODES` episodes (default `default_episodes`)."""
+
+    def evaluate_greedy_policy(policy: object, seed: int) -> EvaluationResult:
+        episodes = int(os.environ.get(f"{name.upper()}_EVAL_EPISODES", default_episodes))
+        return evaluate(tf_policy(policy), env_name, episodes, seed=10_000 + seed)
+
+    return evaluate_greedy_policy
+
+
+def gym_application(
+    name: str,
+    env_name: str,
+    observation_columns: tuple[str, ...],
+    action_space: ActionSpace,
+    agent: TFAgentsResource,
+    warehouse: str | None,
+    eval_episodes: int,
+    trajectory: TrajectorySettings,
+) -> Application:
+    return Application(
+        name=name,
+        start_date=START_DATE,
+        schema=TimestepSchema(
+            env_id_columns=("user_id",), timestep_column="ts", observation_columns=observation_columns
+        ),
+        action_space=action_space,
+        agent=agent,
+        warehouse=ParquetWarehouse(warehouse or warehouse_uri(name)),
+        trajectory=trajectory,
+        evaluator=greedy_evaluator(name, env_name, eval_episodes),
+    )
