@@ -13,10 +13,10 @@ import pytest
 import tensorflow as tf
 
 from rl_bakery_dagster.application import ParquetWarehouse
+from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
 from rl_bakery_dagster.examples.gym_simulator import tf_policy, write_day
 from rl_bakery_dagster.jobs import DAILY_JOB
-from rl_bakery_dagster.training.checkpoints import GREEDY_POLICY
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
 USERS = 3000

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rl_bakery_dagster.checkpoint_format import CHECKPOINT, CHECKPOINT_PREFIX, GREEDY_POLICY
 from rl_bakery_dagster.jobs import DAILY_JOB
-from rl_bakery_dagster.training.checkpoints import CHECKPOINT, CHECKPOINT_PREFIX, GREEDY_POLICY, read_metrics
+from rl_bakery_dagster.training.checkpoints import read_metrics
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]

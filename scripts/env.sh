@@ -7,6 +7,9 @@ if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1;
 fi
 uv() { if command -v uv >/dev/null 2>&1; then command uv "$@"; else python3 -m uv "$@"; fi; }
 uv sync --frozen --quiet
+case "${RL_BAKERY_SPARK_MASTER:-local}" in
+  local*) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;;  # the embedded Spark listens on loopback only
+esac
 export RL_BAKERY_HOME="${RL_BAKERY_HOME:-$PWD/.rl_bakery}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$RL_BAKERY_HOME/dagster}"
 uv run --frozen python -m rl_bakery_dagster.local_instance >/dev/null

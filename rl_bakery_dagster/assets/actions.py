@@ -5,10 +5,10 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY, METRICS
 from rl_bakery_dagster.partitions import single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput, read_json
-from rl_bakery_dagster.training.checkpoints import GREEDY_POLICY, METRICS
 from rl_bakery_dagster.transforms.scoring import Deployment, score_population
 
 

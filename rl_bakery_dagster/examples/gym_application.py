@@ -12,7 +12,6 @@ from rl_bakery_dagster.application import (
     TrajectorySettings,
 )
 from rl_bakery_dagster.definitions import bakery_home
-from rl_bakery_dagster.examples.gym_simulator import evaluate, tf_policy
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 
 START_DATE = "2024-01-01"
@@ -27,6 +26,8 @@ def greedy_evaluator(name: str, env_name: str, default_episodes: int) -> PolicyE
     """Plays the greedy policy for `<NAME>_EVAL_EPISODES` episodes (default `default_episodes`)."""
 
     def evaluate_greedy_policy(policy: object, seed: int) -> EvaluationResult:
+        from rl_bakery_dagster.examples.gym_simulator import evaluate, tf_policy
+
         episodes = int(os.environ.get(f"{name.upper()}_EVAL_EPISODES", default_episodes))
         return evaluate(tf_policy(policy), env_name, episodes, seed=10_000 + seed)
 

@@ -1,9 +1,4 @@
-"""Saves, restores and exports agents in one folder per day.
-
-Layout: `checkpoint/` (a `tf.train.Checkpoint` of the agent, its optimiser and train step),
-`policies/greedy/` and `policies/collect/` (`PolicySaver` SavedModels that load with
-`tf.saved_model.load` without this package), and `metrics.json`.
-"""
+"""Saves, restores and exports agents in one folder per day (layout: `checkpoint_format`)."""
 
 from __future__ import annotations
 
@@ -15,11 +10,13 @@ import tensorflow as tf
 from tf_agents.agents.tf_agent import TFAgent
 from tf_agents.policies import policy_saver
 
-CHECKPOINT = "checkpoint"
-GREEDY_POLICY = "policies/greedy"
-COLLECT_POLICY = "policies/collect"
-METRICS = "metrics.json"
-CHECKPOINT_PREFIX = "agent"
+from rl_bakery_dagster.checkpoint_format import (
+    CHECKPOINT,
+    CHECKPOINT_PREFIX,
+    COLLECT_POLICY,
+    GREEDY_POLICY,
+    METRICS,
+)
 
 
 def _checkpoint(agent: TFAgent) -> tf.train.Checkpoint:

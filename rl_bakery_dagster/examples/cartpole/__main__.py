@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 from rl_bakery_dagster.definitions import bakery_home
 from rl_bakery_dagster.local_instance import local_instance
+
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def main() -> None:
@@ -24,9 +27,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    os.environ.setdefault("RL_BAKERY_SPARK_CONF", '{"spark.log.level": "ERROR"}')
     instance = local_instance(bakery_home())
     import tensorflow as tf
+    from absl import logging as absl_logging
 
+    tf.get_logger().setLevel("ERROR")
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    for noisy in ("gym", "tensorflow", "tf_agents", "keras"):
+        warnings.filterwarnings("ignore", module=noisy)
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
+
+    from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
     from rl_bakery_dagster.examples.cartpole.definitions import defs
     from rl_bakery_dagster.examples.gym_application import warehouse_uri
@@ -39,7 +51,6 @@ def main() -> None:
     from rl_bakery_dagster.jobs import DAILY_JOB
     from rl_bakery_dagster.partitions import shift_day
     from rl_bakery_dagster.resources.storage import StorageRoot
-    from rl_bakery_dagster.training.checkpoints import COLLECT_POLICY
 
     app_name = "cartpole"
     job = defs.resolve_job_def(DAILY_JOB)
@@ -60,7 +71,7 @@ def main() -> None:
         logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
         write_day(logs, warehouse_uri(app_name), day)
         started = time.monotonic()
-        result = job.execute_in_process(partition_key=day, instance=instance)
+        result = job.execute_in_process(partition_key=day, instance=instance, run_config=INFO_LOGS)
         metadata = next(
             event.materialization.metadata
             for event in result.get_asset_materialization_events()
