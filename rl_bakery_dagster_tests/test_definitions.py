@@ -21,6 +21,15 @@ def test_definitions_of_an_application(home: Path) -> None:
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert node.partitions_def.start.date().isoformat() == "2024-01-01"
 
+    checks = {key.name for key in graph.asset_check_keys if key.asset_key.path[-1] == "timesteps"}
+    assert {
+        "contract_columns",
+        "finite_observation",
+        "action_in_spec",
+        "unique_timestep",
+        "episode_order",
+    } <= checks
+
     job = defs.resolve_job_def(DAILY_JOB)
     assert job.tags["rl_bakery/app"] == "cartpole"
     assert defs.resolve_schedule_def("daily_schedule").cron_schedule == "0 2 * * *"

@@ -33,6 +33,14 @@ def duplicate_row(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, frame.iloc[[5]]], ignore_index=True)
 
 
+def continue_after_last(frame: pd.DataFrame) -> pd.DataFrame:
+    """An episode goes on (MID) right after a LAST step."""
+    frame = frame.sort_values(["user_id", "ts"]).reset_index(drop=True)
+    after_last = (frame.step_type.shift(1) == 2) & (frame.user_id.shift(1) == frame.user_id)
+    frame.loc[after_last.idxmax(), "step_type"] = 1
+    return frame
+
+
 CASES = [
     # (rule, column, how the day is broken)
     ("finite_observation", "pole_angle", set_value("pole_angle", np.nan)),
@@ -43,6 +51,7 @@ CASES = [
     ("action_in_spec", "action", set_value("action", 0.5)),  # not an action id
     ("discount_in_unit_interval", "discount", set_value("discount", 1.5)),
     ("unique_timestep", "user_id, ts", duplicate_row),
+    ("episode_order", "step_type", continue_after_last),
 ]
 
 
@@ -51,7 +60,7 @@ def day_of_logs() -> pd.DataFrame:
     from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy
 
     product = BatchedGym("CartPole-v0", 2, seed=1)
-    return product.log(random_policy(product.action_space, 1), 20, OBSERVATION_COLUMNS)
+    return product.log(random_policy(product.action_space, 1), 60, OBSERVATION_COLUMNS)
 
 
 @pytest.mark.parametrize(("rule", "column", "corrupt"), CASES)
@@ -76,17 +85,17 @@ def test_valid_logs_pass(spark, day_of_logs: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "rule"),
+    ("change", "column"),
     [
-        (lambda f: f.drop(columns=["reward"]), "missing_columns"),  # a contract column is absent
-        (lambda f: f.assign(pole_angle="tilted"), "numeric_type"),  # text where a number belongs
+        (lambda f: f.drop(columns=["reward"]), "reward"),  # a contract column is absent
+        (lambda f: f.assign(pole_angle="tilted"), "pole_angle"),  # text where a number belongs
     ],
 )
-def test_schema_rules(spark, day_of_logs: pd.DataFrame, change, rule: str) -> None:
+def test_schema_rules(spark, day_of_logs: pd.DataFrame, change, column: str) -> None:
     app = cartpole_application(warehouse="unused")
     with pytest.raises(TimestepContractError) as refused:
         to_contract(spark.createDataFrame(change(day_of_logs)), app.schema, app.action_space, START)
-    assert refused.value.violations[0].rule == rule
+    assert [(v.rule, v.columns) for v in refused.value.violations] == [("contract_columns", (column,))]
 
 
 def test_a_refused_day_fails_its_run_and_writes_nothing(spark, home: Path) -> None:
@@ -102,3 +111,11 @@ def test_a_refused_day_fails_its_run_and_writes_nothing(spark, home: Path) -> No
     message = failure.event_specific_data.error.message
     assert "rule 'finite_reward' on column(s) reward" in message
     assert not (home / "storage" / "cartpole" / "timesteps" / f"dt={START}").exists()
+    checks = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert not checks.pop("finite_reward").passed
+    assert checks and all(check.passed for check in checks.values())
+    assert result.get_asset_materialization_events() == []

@@ -11,13 +11,16 @@ import operator
 from dataclasses import dataclass, field
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from rl_bakery_dagster.application import FIRST, LAST, ActionSpace, TimestepSchema
 
 SAMPLE_ROWS = 5
+SCHEMA_RULE = "contract_columns"
+UNIQUE_RULE = "unique_timestep"
+PREVIOUS_STEP_TYPE = "_previous_step_type"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def check_contract_schema(raw: DataFrame, schema: TimestepSchema, action_space: 
     if missing:
         raise TimestepContractError(
             "(schema)",
-            [Violation("missing_columns", tuple(missing), f"required; present: {sorted(present)}", 0)],
+            [Violation(SCHEMA_RULE, tuple(missing), f"missing; present: {sorted(present)}", 0)],
         )
     numeric = [
         schema.step_type_column,
@@ -94,7 +97,7 @@ def check_contract_schema(raw: DataFrame, schema: TimestepSchema, action_space: 
         types = {c: present[c].simpleString() for c in wrong}
         raise TimestepContractError(
             "(schema)",
-            [Violation("numeric_type", tuple(wrong), f"must be numeric, found {types}", 0)],
+            [Violation(SCHEMA_RULE, tuple(wrong), f"must be numeric, found {types}", 0)],
         )
 
 
@@ -128,6 +131,12 @@ def contract_rules(schema: TimestepSchema, action_space: ActionSpace) -> list[Ru
             Rule("finite_observation", (c,), "must be a finite number", _not_finite(c))
             for c in schema.observation_columns
         ],
+        Rule(
+            "episode_order",
+            ("step_type",),
+            "after a LAST, an environment's next timestep must be a FIRST",
+            (F.col(PREVIOUS_STEP_TYPE) == LAST) & (F.col("step_type") != FIRST),
+        ),
         Rule("finite_reward", ("reward",), "must be a finite number", _not_finite("reward")),
         Rule(
             "discount_in_unit_interval",
@@ -172,27 +181,44 @@ def _action_rule(action_space: ActionSpace) -> Rule:
     )
 
 
+def rule_names(schema: TimestepSchema, action_space: ActionSpace) -> list[str]:
+    """Every rule of the contract once, in order: the asset checks of `timesteps`."""
+    names = [SCHEMA_RULE]
+    for rule in contract_rules(schema, action_space):
+        if rule.name not in names:
+            names.append(rule.name)
+    return [*names, UNIQUE_RULE]
+
+
 def find_violations(
     timesteps: DataFrame, schema: TimestepSchema, action_space: ActionSpace
 ) -> list[Violation]:
-    """Checks every rule plus unique (env id, timestep id); returns the rules that fail."""
+    """Checks every rule plus unique (env id, timestep id); returns the rules that fail.
+
+    Row rules run in one aggregate pass (with each row's previous step type in its environment,
+    for the episode-order rule); uniqueness is one more pass.
+    """
+    by_env = Window.partitionBy(*schema.env_id_columns).orderBy(schema.timestep_column)
+    rows = timesteps.withColumn(PREVIOUS_STEP_TYPE, F.lag("step_type").over(by_env))
     rules = contract_rules(schema, action_space)
-    counts = timesteps.agg(
+    counts = rows.agg(
         *[F.sum(F.when(rule.offending, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(rules)]
     ).first()
     violations = []
     for i, rule in enumerate(rules):
         offending = counts[f"r{i}"] or 0
         if offending:
-            samples = [r.asDict() for r in timesteps.filter(rule.offending).limit(SAMPLE_ROWS).collect()]
-            violations.append(Violation(rule.name, rule.columns, rule.description, offending, samples))
+            sample = rows.filter(rule.offending).drop(PREVIOUS_STEP_TYPE).limit(SAMPLE_ROWS).collect()
+            violations.append(
+                Violation(rule.name, rule.columns, rule.description, offending, [r.asDict() for r in sample])
+            )
     keys = [*schema.env_id_columns, schema.timestep_column]
     duplicates = timesteps.groupBy(*keys).count().filter(F.col("count") > 1)
     samples = [r.asDict() for r in duplicates.limit(SAMPLE_ROWS).collect()]
     if samples:
         violations.append(
             Violation(
-                "unique_timestep",
+                UNIQUE_RULE,
                 tuple(keys),
                 "each (env id, timestep id) must appear once",
                 duplicates.count(),
