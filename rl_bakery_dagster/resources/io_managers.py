@@ -92,7 +92,7 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
             final = self._root.partition_uri(asset_path, d)
             self._root.commit(staged_day, final)
             metadata: dict[str, object] = {
-                "dagster/row_count": int(observed[f"{d}|rows"]),
+                "dagster/row_count": int(observed[f"{d}|rows"] or 0),
                 "path": final,
             }
             for name in output.metrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 
 import tensorflow as tf
@@ -23,9 +24,19 @@ def _checkpoint(agent: TFAgent) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(agent=agent, train_step=agent.train_step_counter)
 
 
-def save_agent(agent: TFAgent, folder: str, metrics: Mapping[str, object]) -> None:
-    """Writes the checkpoint, both exported policies and the day's metrics into `folder`."""
-    _checkpoint(agent).write(os.path.join(folder, CHECKPOINT, CHECKPOINT_PREFIX))
+def save_agent(
+    agent: TFAgent, folder: str, metrics: Mapping[str, object], unchanged_from: str | None = None
+) -> None:
+    """Writes the checkpoint, both exported policies and the day's metrics into `folder`.
+
+    `unchanged_from`: the folder of an identical, untrained-since checkpoint to copy instead of
+    writing the agent again; a restored agent that has not trained yet has not created its
+    optimiser slots, so writing it would drop them.
+    """
+    if unchanged_from:
+        shutil.copytree(os.path.join(unchanged_from, CHECKPOINT), os.path.join(folder, CHECKPOINT))
+    else:
+        _checkpoint(agent).write(os.path.join(folder, CHECKPOINT, CHECKPOINT_PREFIX))
     for policy, subfolder in (
         (agent.policy, GREEDY_POLICY),
         (agent.collect_policy, COLLECT_POLICY),

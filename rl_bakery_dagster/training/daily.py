@@ -1,0 +1,95 @@
+"""One day of the checkpoint chain: restore yesterday's agent, train on the window, evaluate, save."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.partitions import days_between, window_days
+from rl_bakery_dagster.resources.agents import TFAgentsResource
+from rl_bakery_dagster.resources.io_managers import ParquetPartitions
+from rl_bakery_dagster.training.checkpoints import restore_agent, save_agent
+from rl_bakery_dagster.training.dataset import TransitionLayout
+from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
+
+
+def transition_layout(app: Application) -> TransitionLayout:
+    return TransitionLayout(
+        n_step=app.trajectory.n_step,
+        observation_size=app.schema.observation_size,
+        action_size=app.action_space.size,
+        discrete_action=app.action_space.is_discrete,
+    )
+
+
+def train_day(
+    app: Application,
+    settings: TFAgentsResource,
+    day: str,
+    previous_day: str | None,
+    previous_folder: str | None,
+    window: Mapping[str, str],
+    output_folder: str,
+    log: logging.Logger,
+) -> dict[str, float | int | str]:
+    """Trains `app`'s agent for `day` and saves it to `output_folder`; returns the day's metadata.
+
+    Args:
+      settings: the agent resource of the run (launchpad overrides included).
+      previous_day: the day `previous_folder` was trained for (None: a fresh agent).
+      previous_folder: that day's checkpoint folder.
+      window: day → trajectories partition URI for the stored days of the training window.
+
+    When the newest day of the window has no transitions (no logs that day), yesterday's agent
+    is carried forward unchanged: retraining on the older days alone would only repeat
+    yesterday's training.
+    """
+    agent = settings.build(
+        app.schema.observation_spec(), app.action_space.tensor_spec(), app.trajectory.n_step
+    )
+    if previous_folder:
+        restore_agent(agent, previous_folder)
+        log.info(f"{day}: restored the agent of the previous day")
+    else:
+        log.info(f"{day}: first day, starting from a fresh agent")
+    filesystem, files = ParquetPartitions(window).files()
+    newest = window_days(day, app.trajectory.lag_days, app.trajectory.window_days)[-1]
+    newest_rows = 0
+    if newest in window:
+        newest_rows = count_rows(*ParquetPartitions({newest: window[newest]}).files())
+    if newest_rows == 0:
+        reason = f"no transitions on {newest}, the newest day of the training window"
+        log.warning(f"{day}: training skipped ({reason}); the agent is carried forward unchanged")
+        total = int(agent.train_step_counter.numpy())
+        stats = TrainingStats(
+            count_rows(filesystem, files), 0, float("nan"), float("nan"), total, 0.0, reason
+        )
+    else:
+        stats = train_on_transitions(
+            agent,
+            filesystem,
+            files,
+            transition_layout(app),
+            train_steps=settings.train_steps_per_day,
+            batch_size=settings.batch_size,
+            shuffle_rows=settings.shuffle_buffer_rows,
+            seed=settings.seed * 100_003 + days_between(app.start_date, day),
+            log=log,
+        )
+    metadata: dict[str, float | int | str] = {
+        **stats.as_metadata(),
+        "restored_from": previous_day or "fresh agent",
+        "training_days": ", ".join(sorted(window)) or "none",
+    }
+    if app.evaluator is not None:
+        result = app.evaluator(agent.policy, settings.seed)
+        metadata |= {
+            "eval_return_mean": result.mean_return,
+            "eval_return_std": result.std_return,
+            "eval_episodes": result.episodes,
+        }
+        log.info(f"{day}: greedy policy returns {result.mean_return:.2f} ± {result.std_return:.2f}")
+    unchanged_from = previous_folder if stats.skipped else None
+    save_agent(agent, output_folder, {"day": day, **metadata}, unchanged_from=unchanged_from)
+    return metadata

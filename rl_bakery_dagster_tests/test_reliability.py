@@ -1,0 +1,75 @@
+"""Unattended nights: empty days, late rows and unsafe names have defined, tested outcomes."""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from rl_bakery_dagster.application import TrajectorySettings
+from rl_bakery_dagster.examples.gym_simulator import write_day
+from rl_bakery_dagster.jobs import DAILY_JOB
+from rl_bakery_dagster.resources.storage import StorageRoot
+from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
+from rl_bakery_dagster_tests.test_checkpoint_chain import materialised, variables
+
+NEXT_DAY = "2024-01-02"
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.materialization.asset_key.path[-1] == asset:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"{asset} was not materialised")
+
+
+def test_an_empty_day_carries_the_agent_forward(spark, home: Path) -> None:
+    frames = log_random_days(home, 1)
+    write_day(frames[0].iloc[0:0], str(home / "warehouse"), NEXT_DAY)  # the product logged nothing
+    app = dataclasses.replace(tiny_cartpole(home), trajectory=TrajectorySettings(window_days=2))
+    job = definitions(home, app).resolve_job_def(DAILY_JOB)
+    instance = dg.DagsterInstance.ephemeral()
+    assert job.execute_in_process(partition_key=START, instance=instance).success
+
+    result = job.execute_in_process(partition_key=NEXT_DAY, instance=instance)
+    assert metadata_of(result, "timesteps")["dagster/row_count"] == 0
+    assert metadata_of(result, "trajectories")["dagster/row_count"] == 0
+    checkpoint = materialised(result, NEXT_DAY)
+    assert checkpoint["skipped"] == f"no transitions on {NEXT_DAY}, the newest day of the training window"
+    assert checkpoint["train_steps"] == 0 and checkpoint["total_train_steps"] == 20
+    before, after = variables(home, START), variables(home, NEXT_DAY)
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name], err_msg=name)
+
+
+def test_late_rows_are_picked_up_by_rematerialising_the_day(spark, home: Path) -> None:
+    frames = log_random_days(home, 1, steps=40)
+    on_time = frames[0][frames[0].ts < 30]
+    write_day(on_time, str(home / "warehouse"), START)
+    job = definitions(home, tiny_cartpole(home)).resolve_job_def(DAILY_JOB)
+    instance = dg.DagsterInstance.ephemeral()
+    first = job.execute_in_process(partition_key=START, instance=instance)
+    assert metadata_of(first, "timesteps")["dagster/row_count"] == len(on_time)
+
+    write_day(frames[0], str(home / "warehouse"), START)  # the late rows have landed
+    again = job.execute_in_process(partition_key=START, instance=instance)
+    assert metadata_of(again, "timesteps")["dagster/row_count"] == len(frames[0])
+    assert (
+        metadata_of(again, "trajectories")["dagster/row_count"]
+        > metadata_of(first, "trajectories")["dagster/row_count"]
+    )
+
+
+@pytest.mark.parametrize(
+    "unsafe",
+    ["../elsewhere", "/absolute", "a/b", "..", "2024-01-01/../../x", ""],  # each would escape its folder
+)
+def test_names_that_become_paths_are_refused(home: Path, unsafe: str) -> None:
+    storage = StorageRoot(str(home / "storage"))
+    with pytest.raises(ValueError):
+        storage.partition_uri(["cartpole", "timesteps"], unsafe)
+    with pytest.raises(ValueError):
+        storage.partition_uri(["cartpole", unsafe], START)
+    with pytest.raises(ValueError):
+        dataclasses.replace(tiny_cartpole(home), name=unsafe)
