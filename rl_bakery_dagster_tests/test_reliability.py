@@ -73,3 +73,22 @@ def test_names_that_become_paths_are_refused(home: Path, unsafe: str) -> None:
         storage.partition_uri(["cartpole", unsafe], START)
     with pytest.raises(ValueError):
         dataclasses.replace(tiny_cartpole(home), name=unsafe)
+
+
+def test_staging_left_by_a_killed_run_is_swept_later(home: Path) -> None:
+    import os
+    import time
+
+    storage = StorageRoot(str(home / "storage"))
+    asset = ["cartpole", "timesteps"]
+    stale = Path(storage.staging_uri(asset))
+    stale.mkdir(parents=True)
+    (stale / "part-0.parquet").write_text("half written")
+    day_old = time.time() - 24 * 3600
+    os.utime(stale, (day_old, day_old))
+    live = Path(storage.staging_uri(asset))
+    live.mkdir()
+
+    storage.staging_uri(asset)
+    assert not stale.exists()
+    assert live.exists()

@@ -14,7 +14,12 @@ import pytest
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS, cartpole_application
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.transforms.timesteps import to_contract
-from rl_bakery_dagster.transforms.validation import TimestepContractError, find_violations
+from rl_bakery_dagster.transforms.validation import (
+    TimestepContractError,
+    contract_rules,
+    find_violations,
+    rule_names,
+)
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
 
@@ -119,3 +124,9 @@ def test_a_refused_day_fails_its_run_and_writes_nothing(spark, home: Path) -> No
     assert not checks.pop("finite_reward").passed
     assert checks and all(check.passed for check in checks.values())
     assert result.get_asset_materialization_events() == []
+
+
+def test_asset_check_names_match_the_rules(spark) -> None:
+    app = cartpole_application(warehouse="unused")
+    names = [r.name for r in contract_rules(app.schema, app.action_space)]
+    assert rule_names(app.schema) == ["contract_columns", *dict.fromkeys(names), "unique_timestep"]

@@ -43,7 +43,7 @@ def check_results(
 
 def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key = dg.AssetKey([app.name, "timesteps"])
-    names = rule_names(app.schema, app.action_space)
+    names = rule_names(app.schema)
 
     @dg.asset(
         key=key,

@@ -8,6 +8,7 @@ shared POSIX filesystem the final rename is atomic; on object stores `pyarrow.fs
 from __future__ import annotations
 
 import posixpath
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from pyarrow import fs
 from rl_bakery_dagster.application import require_safe_name
 
 STAGING = "_staging"
+STALE_STAGING_SECONDS = 6 * 3600
+"""Staging folders older than this were left by a killed run; younger ones may be a live writer's."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,21 @@ class StorageRoot:
         return f"{self.asset_uri(asset_path)}/dt={require_day(day)}"
 
     def staging_uri(self, asset_path: list[str]) -> str:
-        return f"{self.asset_uri(asset_path)}/{STAGING}/{uuid.uuid4().hex}"
+        """A fresh staging folder; stale ones of killed runs are removed on the way."""
+        staging_root = f"{self.asset_uri(asset_path)}/{STAGING}"
+        self.sweep_stale(staging_root)
+        return f"{staging_root}/{uuid.uuid4().hex}"
+
+    def sweep_stale(self, staging_root: str, max_age_seconds: float = STALE_STAGING_SECONDS) -> list[str]:
+        filesystem, path = fs.FileSystem.from_uri(staging_root)
+        now = time.time()
+        removed = []
+        for info in filesystem.get_file_info(fs.FileSelector(path, allow_not_found=True)):
+            modified = info.mtime.timestamp() if info.mtime else now
+            if info.type == fs.FileType.Directory and now - modified > max_age_seconds:
+                filesystem.delete_dir(info.path)
+                removed.append(info.path)
+        return removed
 
     def exists(self, uri: str) -> bool:
         filesystem, path = fs.FileSystem.from_uri(uri)

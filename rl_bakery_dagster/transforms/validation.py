@@ -181,13 +181,25 @@ def _action_rule(action_space: ActionSpace) -> Rule:
     )
 
 
-def rule_names(schema: TimestepSchema, action_space: ActionSpace) -> list[str]:
-    """Every rule of the contract once, in order: the asset checks of `timesteps`."""
-    names = [SCHEMA_RULE]
-    for rule in contract_rules(schema, action_space):
-        if rule.name not in names:
-            names.append(rule.name)
-    return [*names, UNIQUE_RULE]
+def rule_names(schema: TimestepSchema) -> list[str]:
+    """Every rule of the contract once, in order: the asset checks of `timesteps`.
+
+    Needs no SparkSession (definitions load without one); a test keeps it equal to the names
+    of `contract_rules`.
+    """
+    row_rules = [
+        "env_id_not_null",
+        "timestep_id_not_null",
+        "known_step_type",
+        "finite_observation",
+        "episode_order",
+        "finite_reward",
+        "discount_in_unit_interval",
+        "action_in_spec",
+    ]
+    if schema.action_prob_column:
+        row_rules.append("propensity_in_unit_interval")
+    return [SCHEMA_RULE, *row_rules, UNIQUE_RULE]
 
 
 def find_violations(
