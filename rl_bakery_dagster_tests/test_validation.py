@@ -4,6 +4,7 @@ Each case breaks one rule of the timestep contract in an otherwise valid day of 
 Through Dagster, a refused day fails its run and writes nothing.
 """
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,3 +131,18 @@ def test_asset_check_names_match_the_rules(spark) -> None:
     app = cartpole_application(warehouse="unused")
     names = [r.name for r in contract_rules(app.schema, app.action_space)]
     assert rule_names(app.schema) == ["contract_columns", *dict.fromkeys(names), "unique_timestep"]
+
+
+@pytest.mark.parametrize("propensity", [0.0, 1.5, np.nan])  # zero, above one, missing
+def test_propensities_outside_the_unit_interval_are_refused(
+    spark, day_of_logs: pd.DataFrame, propensity
+) -> None:
+    app = cartpole_application(warehouse="unused")
+    schema = dataclasses.replace(app.schema, action_prob_column="action_prob")
+    logs = day_of_logs.assign(action_prob=0.5)
+    logs.loc[4, "action_prob"] = propensity
+    contract = to_contract(spark.createDataFrame(logs), schema, app.action_space, START)
+    violations = find_violations(contract, schema, app.action_space)
+    assert [(v.rule, v.columns, v.rows) for v in violations] == [
+        ("propensity_in_unit_interval", ("action_prob",), 1)
+    ]
