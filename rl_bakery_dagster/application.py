@@ -82,6 +82,8 @@ class TimestepSchema:
     step_type_column: str = "step_type"
     action_prob_column: str | None = None
     policy_version_column: str | None = None
+    single_step: bool = False
+    """Bandit logs: every row is its own one-step episode, so step type and discount are not read."""
 
     def __post_init__(self) -> None:
         if not self.env_id_columns:
@@ -208,5 +210,24 @@ class Application:
 
     def __post_init__(self) -> None:
         require_safe_name(self.name, "application name")
+        if self.is_bandit != self.schema.single_step:
+            raise ValueError(
+                f"{self.name}: agent {self.agent.algorithm!r} needs TimestepSchema(single_step="
+                f"{self.is_bandit}): bandit agents learn from single-step rows, RL agents from episodes"
+            )
+        if self.is_bandit and not self.schema.action_prob_column:
+            raise ValueError(
+                f"{self.name}: a bandit application must log the propensity of each action "
+                "(TimestepSchema.action_prob_column) so that new policies can be evaluated off-policy"
+            )
+        if self.is_bandit and self.trajectory.lag_days < 1:
+            raise ValueError(
+                f"{self.name}: a bandit application trains with TrajectorySettings(lag_days>=1), so that "
+                "policy_evaluation[d] judges agent_checkpoint[d] on day d's logs, which it never saw"
+            )
         if not re.match(r"^\d{4}-\d{2}-\d{2}$", self.start_date):
             raise ValueError(f"start_date {self.start_date!r} must be YYYY-MM-DD")
+
+    @property
+    def is_bandit(self) -> bool:
+        return self.agent.is_bandit

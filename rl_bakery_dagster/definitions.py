@@ -10,6 +10,7 @@ import dagster as dg
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.actions import build_action_batch_asset
 from rl_bakery_dagster.assets.checkpoints import build_checkpoint_asset
+from rl_bakery_dagster.assets.evaluation import build_policy_evaluation_asset
 from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
 from rl_bakery_dagster.jobs import build_daily_job, build_daily_schedule
@@ -46,6 +47,8 @@ def build_definitions(
         build_trajectories_asset(app, partitions),
         build_checkpoint_asset(app, partitions),
     ]
+    if app.is_bandit:
+        assets.append(build_policy_evaluation_asset(app, partitions))
     if app.population is not None:
         assets.append(build_action_batch_asset(app, partitions))
     return dg.Definitions(

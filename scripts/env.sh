@@ -1,11 +1,13 @@
 # Sourced by the other scripts: finds or installs uv, syncs the locked environment, sets the local homes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-if ! command -v uv >/dev/null 2>&1 && ! python3 -m uv --version >/dev/null 2>&1; then
+find_uv() { type -P uv || python3 -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null; }
+if ! UV_BIN="$(find_uv)"; then
   echo "installing uv (the package manager) with pip ..." >&2
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  UV_BIN="$(find_uv)"
 fi
-uv() { if command -v uv >/dev/null 2>&1; then command uv "$@"; else python3 -m uv "$@"; fi; }
+export PATH="$(dirname "$UV_BIN"):$PATH"
 uv sync --frozen --quiet
 case "${RL_BAKERY_SPARK_MASTER:-local}" in
   local*) export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" ;;  # the embedded Spark listens on loopback only

@@ -5,10 +5,11 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY, METRICS
-from rl_bakery_dagster.partitions import single_run
+from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, policy_version
+from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
+from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
-from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput, read_json
+from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
 from rl_bakery_dagster.transforms.scoring import Deployment, score_population
 
 
@@ -16,10 +17,14 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
     population_table = app.population
     if population_table is None:
         raise ValueError(f"{app.name} has no population to score")
+    gated = app.is_bandit
 
     @dg.asset(
         key=[app.name, "action_batch"],
-        ins={"agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"])},
+        ins={
+            "agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"]),
+            **({"policy_evaluation": dg.AssetIn(key=[app.name, "policy_evaluation"])} if gated else {}),
+        },
         partitions_def=partitions,
         backfill_policy=single_run,
         io_manager_key="parquet_io_manager",
@@ -31,18 +36,36 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
         pyspark: PySparkResource,
         agent: TFAgentsResource,
         agent_checkpoint: dict[str, str],
+        policy_evaluation: dict[str, str] | None = None,
     ) -> SparkOutput:
-        """An action, its propensity and the policy version for every user, scored on Spark executors."""
+        """An action, its propensity and the policy version for every user, scored on Spark executors.
+
+        Bandit applications deploy the policy that `policy_evaluation[d]` accepted: the day's
+        candidate, or the last accepted one when the candidate was refused.
+        """
         spark = pyspark.spark_session
         frames = []
         for day in context.partition_keys:
-            checkpoint = agent_checkpoint[day]
-            trained = read_json(f"{checkpoint}/{METRICS}")
+            deployed_day: str | None = day
+            checkpoint: str | None = agent_checkpoint[day]
+            if policy_evaluation is not None:
+                deployed_day, checkpoint = deployed_checkpoint(policy_evaluation[day])
+                if deployed_day != day:
+                    chosen = (
+                        f"agent_checkpoint[{deployed_day}]" if deployed_day else "uniformly random actions"
+                    )
+                    context.log.warning(
+                        f"{day}: the candidate agent_checkpoint[{day}] was refused by the deployment gate; "
+                        f"deploying {chosen} instead"
+                    )
+                    context.add_output_metadata({"deployed_instead_of_candidate": chosen})
             deployment = Deployment(
-                policy_uri=f"{checkpoint}/{GREEDY_POLICY}",
-                policy_version=f"{app.name}@{day}#step{trained['total_train_steps']}",
+                policy_uri=f"{checkpoint}/{GREEDY_POLICY}" if checkpoint else None,
+                policy_version=policy_version(app.name, deployed_day, checkpoint)
+                if deployed_day and checkpoint
+                else f"{app.name}@uniform_random",
                 epsilon=agent.epsilon_greedy if app.action_space.is_discrete else 0.0,
-                seed=agent.seed,
+                seed=agent.seed + days_between(app.start_date, day),
             )
             context.log.info(f"{day}: scoring the population with {deployment.policy_version}")
             population = population_table.read(spark, day)

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -72,6 +73,7 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
         scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_")
         outputs: dict[str, AgentArtifacts] = {}
         with contextlib.ExitStack() as stack:
+            stack.callback(lambda: None if len(outputs) == len(days) else shutil.rmtree(scratch, True))
             previous_folder = stack.enter_context(local_folder(restore_from)) if restore_from else None
             previous = first_previous if previous_folder else None
             for day in days:

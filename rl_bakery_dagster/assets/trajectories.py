@@ -7,7 +7,7 @@ from pyspark.sql import functions as F
 from rl_bakery_dagster.application import LAST, Application
 from rl_bakery_dagster.partitions import lookback, single_run
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
-from rl_bakery_dagster.trajectory_format import REWARD, STEP_TYPE
+from rl_bakery_dagster.trajectory_format import NEXT_STEP_TYPE, REWARD, STEP_TYPE
 from rl_bakery_dagster.transforms.transitions import build_transitions
 
 
@@ -29,11 +29,12 @@ def build_trajectories_asset(app: Application, partitions: dg.PartitionsDefiniti
     )
     def trajectories(context: dg.AssetExecutionContext, timesteps: DataFrame) -> SparkOutput:
         """n-step transitions, each stored once: in the day of its last timestep."""
+        last_step = NEXT_STEP_TYPE if app.schema.single_step else STEP_TYPE
         frame = build_transitions(timesteps, app.schema, settings.n_step, context.partition_keys)
         return SparkOutput(
             frame,
             metrics={
-                "episodes_ended": Metric("sum", (F.element_at(STEP_TYPE, -1) == LAST).cast("int")),
+                "episodes_ended": Metric("sum", (F.element_at(last_step, -1) == LAST).cast("int")),
                 "mean_reward": Metric("mean", F.element_at(REWARD, 1)),
             },
         )

@@ -14,14 +14,23 @@ if TYPE_CHECKING:
     from tf_agents.agents.tf_agent import TFAgent
     from tf_agents.specs import BoundedTensorSpec, TensorSpec
 
-Algorithm = Literal["dqn", "ddqn", "ddpg"]
+Algorithm = Literal["dqn", "ddqn", "ddpg", "neural_epsilon_greedy", "lin_ucb"]
+BANDIT_ALGORITHMS = ("neural_epsilon_greedy", "lin_ucb")
+TDLoss = Literal["squared", "huber"]
 
 
 class TFAgentsResource(dg.ConfigurableResource):
     """A TF-Agents agent (DQN, DDQN or DDPG) and how it trains each day."""
 
-    algorithm: Algorithm = Field(default="dqn", description="dqn, ddqn (discrete) or ddpg (continuous)")
-    fc_layer_params: list[int] = Field(default=[100], description="Q-network hidden layers")
+    algorithm: Algorithm = Field(
+        default="dqn",
+        description="RL: dqn, ddqn (discrete), ddpg (continuous); contextual bandits: "
+        "neural_epsilon_greedy, lin_ucb",
+    )
+    fc_layer_params: list[int] = Field(
+        default=[100], description="hidden layers of the Q-network (DQN) or reward network (bandit)"
+    )
+    ucb_alpha: float = Field(default=1.0, description="lin_ucb: weight of the confidence bonus")
     actor_fc_layer_params: list[int] = Field(default=[400, 300], description="DDPG actor layers")
     critic_observation_fc_layer_params: list[int] = Field(
         default=[400], description="DDPG critic layers on the observation"
@@ -33,18 +42,27 @@ class TFAgentsResource(dg.ConfigurableResource):
     actor_learning_rate: float = Field(default=1e-4, description="DDPG actor learning rate")
     critic_learning_rate: float = Field(default=1e-3, description="DDPG critic learning rate")
     gamma: float = Field(default=0.99, description="discount factor")
-    epsilon_greedy: float = Field(default=0.1, description="exploration of the collect policy")
+    epsilon_greedy: float = Field(
+        default=0.1, description="exploration of the collect policy and of deployed action batches"
+    )
     ou_stddev: float = Field(default=0.2, description="DDPG exploration noise scale")
     ou_damping: float = Field(default=0.15, description="DDPG exploration noise damping")
     target_update_tau: float = Field(default=1.0, description="soft update weight of targets")
     target_update_period: int = Field(default=100, description="train steps between target updates")
     gradient_clipping: float | None = Field(default=None, description="clip gradients to this norm")
+    td_errors_loss: TDLoss = Field(
+        default="squared", description="DQN/DDQN loss on TD errors: squared (element-wise) or huber"
+    )
     batch_size: int = Field(default=64, description="transitions per train step")
     train_steps_per_day: int = Field(default=1000, description="train steps on each day's window")
     shuffle_buffer_rows: int = Field(
         default=100_000, description="transitions held in memory to shuffle the Parquet stream"
     )
     seed: int = Field(default=0, description="seeds network initialisation and data order")
+
+    @property
+    def is_bandit(self) -> bool:
+        return self.algorithm in BANDIT_ALGORITHMS
 
     def build(
         self, observation_spec: "TensorSpec", action_spec: "BoundedTensorSpec", n_step: int

@@ -5,7 +5,9 @@ Assets never build paths: these managers map an asset key and a day to
 (`StorageRoot.commit`), and hand downstream assets the partitions their mapping asks for.
 """
 
+import contextlib
 import json
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -166,6 +168,8 @@ class CheckpointIOManager(dg.ConfigurableIOManager):
             final = self._root.partition_uri(asset_path, day)
             self._root.commit(staging, final)
             shutil.rmtree(artifacts.local_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(artifacts.local_dir))  # the run's scratch folder, once empty
             context.log.info(f"committed {context.asset_key.to_user_string()}[{day}] to {final}")
 
     def load_input(self, context: dg.InputContext) -> dict[str, str]:

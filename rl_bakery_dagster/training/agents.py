@@ -13,8 +13,13 @@ from tf_agents.specs import BoundedTensorSpec, TensorSpec
 from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
+from rl_bakery_dagster.training.bandit_agents import build_bandit_agent
+
 if TYPE_CHECKING:
     from rl_bakery_dagster.resources.agents import TFAgentsResource
+
+TD_LOSSES = {"squared": common.element_wise_squared_loss, "huber": common.element_wise_huber_loss}
+"""`TFAgentsResource.td_errors_loss` → the TF-Agents element-wise loss on TD errors."""
 
 
 def build_agent(
@@ -31,6 +36,8 @@ def build_agent(
         agent = _build_dqn(settings, time_step_spec, action_spec, n_step, train_step)
     elif settings.algorithm == "ddpg":
         agent = _build_ddpg(settings, time_step_spec, action_spec, n_step, train_step)
+    elif settings.is_bandit:
+        agent = build_bandit_agent(settings, time_step_spec, action_spec, train_step)
     else:
         raise ValueError(f"unknown algorithm {settings.algorithm!r}")
     agent.initialize()
@@ -59,7 +66,7 @@ def _build_dqn(
         n_step_update=n_step,
         target_update_tau=settings.target_update_tau,
         target_update_period=settings.target_update_period,
-        td_errors_loss_fn=common.element_wise_squared_loss,
+        td_errors_loss_fn=TD_LOSSES[settings.td_errors_loss],
         gamma=settings.gamma,
         gradient_clipping=settings.gradient_clipping,
         train_step_counter=train_step,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 import tensorflow as tf
 from tf_agents.agents.tf_agent import TFAgent
 from tf_agents.policies import policy_saver
+from tf_agents.policies.epsilon_greedy_policy import EpsilonGreedyPolicy
+from tf_agents.policies.tf_policy import TFPolicy
 
 from rl_bakery_dagster.checkpoint_format import (
     CHECKPOINT,
@@ -18,6 +20,12 @@ from rl_bakery_dagster.checkpoint_format import (
     GREEDY_POLICY,
     METRICS,
 )
+
+
+def greedy_policy(agent: TFAgent) -> TFPolicy:
+    """The agent's exploitation policy; bandit agents wrap theirs in epsilon-greedy exploration."""
+    policy = agent.policy
+    return policy.wrapped_policy if isinstance(policy, EpsilonGreedyPolicy) else policy
 
 
 def _checkpoint(agent: TFAgent) -> tf.train.Checkpoint:
@@ -38,7 +46,7 @@ def save_agent(
     else:
         _checkpoint(agent).write(os.path.join(folder, CHECKPOINT, CHECKPOINT_PREFIX))
     for policy, subfolder in (
-        (agent.policy, GREEDY_POLICY),
+        (greedy_policy(agent), GREEDY_POLICY),
         (agent.collect_policy, COLLECT_POLICY),
     ):
         saver = policy_saver.PolicySaver(policy, batch_size=None, train_step=agent.train_step_counter)

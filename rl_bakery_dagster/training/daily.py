@@ -9,7 +9,7 @@ from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.partitions import days_between, window_days
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
-from rl_bakery_dagster.training.checkpoints import restore_agent, save_agent
+from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
 from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
 
@@ -20,6 +20,7 @@ def transition_layout(app: Application) -> TransitionLayout:
         observation_size=app.schema.observation_size,
         action_size=app.action_space.size,
         discrete_action=app.action_space.is_discrete,
+        single_step=app.schema.single_step,
     )
 
 
@@ -83,7 +84,7 @@ def train_day(
         "training_days": ", ".join(sorted(window)) or "none",
     }
     if app.evaluator is not None:
-        result = app.evaluator(agent.policy, settings.seed)
+        result = app.evaluator(greedy_policy(agent), settings.seed)
         metadata |= {
             "eval_return_mean": result.mean_return,
             "eval_return_std": result.std_return,

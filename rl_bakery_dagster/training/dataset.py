@@ -4,6 +4,10 @@ Memory is bounded by the shuffle buffer, not by the number of days in the traini
 files are read a record batch at a time, rows are shuffled within a buffer of
 `shuffle_rows`, and batches leave as soon as they are full. The order is a pure function of the
 file list and the seed, so the same inputs give the same training run.
+
+Batches cross from Python into `tf.data` in blocks of `BATCHES_PER_BLOCK` and are split again by
+the native `unbatch`: one generator call per batch cost about a fifth of a DQN train step on two
+cores (benchmarks/training_input.py); the batch sequence is unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from rl_bakery_dagster.trajectory_format import (
 )
 
 READ_BATCH_ROWS = 8192
+BATCHES_PER_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,17 @@ class TransitionLayout:
     observation_size: int
     action_size: int
     discrete_action: bool
+    single_step: bool = False
+    """Bandit rows: one timestep whose reward, next step type and discount are stored with it."""
 
     @property
     def steps(self) -> int:
-        return self.n_step + 1
+        return 1 if self.single_step else self.n_step + 1
+
+    @property
+    def next_steps(self) -> int:
+        """Stored items of the next-step columns: T - 1, or 1 for a single-step bandit row."""
+        return 1 if self.single_step else self.n_step
 
     @property
     def action_dtype(self) -> np.dtype:
@@ -67,9 +79,9 @@ def record_batch_arrays(batch: pa.RecordBatch, layout: TransitionLayout) -> dict
         ACTION: action.reshape(rows, steps)
         if layout.discrete_action
         else action.reshape(rows, steps, layout.action_size),
-        NEXT_STEP_TYPE: _flat(columns[NEXT_STEP_TYPE], np.dtype(np.int32)).reshape(rows, steps - 1),
-        REWARD: _flat(columns[REWARD], np.dtype(np.float32)).reshape(rows, steps - 1),
-        DISCOUNT: _flat(columns[DISCOUNT], np.dtype(np.float32)).reshape(rows, steps - 1),
+        NEXT_STEP_TYPE: _flat(columns[NEXT_STEP_TYPE], np.dtype(np.int32)).reshape(rows, layout.next_steps),
+        REWARD: _flat(columns[REWARD], np.dtype(np.float32)).reshape(rows, layout.next_steps),
+        DISCOUNT: _flat(columns[DISCOUNT], np.dtype(np.float32)).reshape(rows, layout.next_steps),
     }
 
 
@@ -120,10 +132,24 @@ def shuffled_batches(
             return
 
 
-def to_trajectory(batch: dict[str, tf.Tensor]) -> trajectory_lib.Trajectory:
+def blocks(batches: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Stacks `size` consecutive batches into one [size, batch, ...] block (the last may be shorter)."""
+    block: list[dict[str, np.ndarray]] = []
+    for batch in batches:
+        block.append(batch)
+        if len(block) == size:
+            yield {key: np.stack([b[key] for b in block]) for key in block[0]}
+            block = []
+    if block:
+        yield {key: np.stack([b[key] for b in block]) for key in block[0]}
+
+
+def to_trajectory(batch: dict[str, tf.Tensor], single_step: bool = False) -> trajectory_lib.Trajectory:
     """Pads the unstored last item's next-step fields (unused by `to_transition`) to get [B, T]."""
 
     def pad(values: tf.Tensor, value: float | int) -> tf.Tensor:
+        if single_step:
+            return values
         return tf.concat([values, tf.fill([tf.shape(values)[0], 1], tf.cast(value, values.dtype))], 1)
 
     return trajectory_lib.Trajectory(
@@ -147,17 +173,19 @@ def transition_dataset(
 ) -> tf.data.Dataset:
     """An endless `tf.data.Dataset` of `Trajectory` batches of shape [batch_size, T, ...]."""
     steps = layout.steps
-    action_shape = (batch_size, steps) if layout.discrete_action else (batch_size, steps, layout.action_size)
+    action_shape = (None, batch_size, steps) + (() if layout.discrete_action else (layout.action_size,))
     signature = {
-        STEP_TYPE: tf.TensorSpec((batch_size, steps), tf.int32),
-        OBSERVATION: tf.TensorSpec((batch_size, steps, layout.observation_size), tf.float32),
+        STEP_TYPE: tf.TensorSpec((None, batch_size, steps), tf.int32),
+        OBSERVATION: tf.TensorSpec((None, batch_size, steps, layout.observation_size), tf.float32),
         ACTION: tf.TensorSpec(action_shape, tf.as_dtype(layout.action_dtype)),
-        NEXT_STEP_TYPE: tf.TensorSpec((batch_size, steps - 1), tf.int32),
-        REWARD: tf.TensorSpec((batch_size, steps - 1), tf.float32),
-        DISCOUNT: tf.TensorSpec((batch_size, steps - 1), tf.float32),
+        NEXT_STEP_TYPE: tf.TensorSpec((None, batch_size, layout.next_steps), tf.int32),
+        REWARD: tf.TensorSpec((None, batch_size, layout.next_steps), tf.float32),
+        DISCOUNT: tf.TensorSpec((None, batch_size, layout.next_steps), tf.float32),
     }
     dataset = tf.data.Dataset.from_generator(
-        lambda: shuffled_batches(filesystem, files, layout, batch_size, shuffle_rows, seed),
+        lambda: blocks(
+            shuffled_batches(filesystem, files, layout, batch_size, shuffle_rows, seed), BATCHES_PER_BLOCK
+        ),
         output_signature=signature,
     )
-    return dataset.map(to_trajectory).prefetch(2)
+    return dataset.unbatch().map(lambda batch: to_trajectory(batch, layout.single_step)).prefetch(2)

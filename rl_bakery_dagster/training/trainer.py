@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 from pyarrow import fs
 from tf_agents.agents.tf_agent import TFAgent
+from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from rl_bakery_dagster.training.dataset import TransitionLayout, transition_dataset
@@ -84,6 +85,11 @@ def train_on_transitions(
         total = int(agent.train_step_counter.numpy())
         return TrainingStats(transitions, 0, float("nan"), float("nan"), total, 0.0, reason)
     dataset = transition_dataset(filesystem, files, layout, batch_size, shuffle_rows, seed)
+    info_spec = agent.training_data_spec.policy_info
+    if tf.nest.flatten(info_spec):
+        # bandit policies emit info (predicted rewards) that logs do not hold and training never reads
+        info = tensor_spec.zero_spec_nest(info_spec, outer_dims=(batch_size, layout.steps))
+        dataset = dataset.map(lambda experience: experience._replace(policy_info=info))
     train = common.function(agent.train)
     losses = np.zeros(train_steps, dtype=np.float64)
     last_report = time.monotonic()

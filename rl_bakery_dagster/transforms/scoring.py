@@ -30,7 +30,8 @@ INFERENCE_BATCH = 8192
 class Deployment:
     """What to deploy: the exported greedy policy, its version and the exploration rate."""
 
-    policy_uri: str
+    policy_uri: str | None
+    """None: no policy can be deployed yet, actions are uniformly random (epsilon 1)."""
     policy_version: str
     epsilon: float
     seed: int
@@ -46,13 +47,14 @@ def load_policy(uri: str) -> Any:
     return tf.saved_model.load(uri)
 
 
-def greedy_actions(policy_uri: str, observations: np.ndarray) -> np.ndarray:
-    """The exported policy's actions for a [B, obs] batch, in chunks of INFERENCE_BATCH."""
+def policy_outputs(policy_uri: str, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The exported policy's actions for a [B, obs] batch, and its predicted reward per action
+    ([B, num_actions]) when the policy emits them (bandit policies do), in chunks of INFERENCE_BATCH."""
     import tensorflow as tf
     from tf_agents.trajectories import time_step as ts
 
     policy = load_policy(policy_uri)
-    actions = []
+    actions, predicted = [], []
     for start in range(0, len(observations), INFERENCE_BATCH):
         chunk = observations[start : start + INFERENCE_BATCH]
         size = len(chunk)
@@ -62,8 +64,25 @@ def greedy_actions(policy_uri: str, observations: np.ndarray) -> np.ndarray:
             discount=tf.ones([size], tf.float32),
             observation=tf.constant(chunk, tf.float32),
         )
-        actions.append(policy.action(step, ()).action.numpy())
-    return np.concatenate(actions) if actions else np.zeros((0,), np.int64)
+        output = policy.action(step, ())
+        actions.append(output.action.numpy())
+        rewards = getattr(output.info, "predicted_rewards_mean", ())
+        if isinstance(rewards, tf.Tensor):
+            predicted.append(rewards.numpy())
+    if not actions:
+        return np.zeros((0,), np.int64), None
+    return np.concatenate(actions), np.concatenate(predicted) if predicted else None
+
+
+def greedy_actions(policy_uri: str, observations: np.ndarray) -> np.ndarray:
+    return policy_outputs(policy_uri, observations)[0]
+
+
+def epsilon_greedy_probability(
+    actions: np.ndarray, greedy: np.ndarray, epsilon: float, num_actions: int
+) -> np.ndarray:
+    """Probability that epsilon-greedy around `greedy` picks `actions`."""
+    return ((1 - epsilon) * (actions == greedy) + epsilon / num_actions).astype(np.float64)
 
 
 def score_population(
@@ -94,10 +113,15 @@ def score_population(
         ]
     )
     epsilon, num_actions = deployment.epsilon, action_space.num_actions
+    if deployment.policy_uri is None:
+        epsilon = 1.0
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            greedy = greedy_actions(deployment.policy_uri, batch[observations].to_numpy(np.float32))
+            if deployment.policy_uri is None:
+                greedy = np.zeros(len(batch), np.int64)
+            else:
+                greedy = greedy_actions(deployment.policy_uri, batch[observations].to_numpy(np.float32))
             scored = batch[ids].copy()
             if action_space.is_discrete:
                 explore = batch["_explore"].to_numpy() < epsilon
@@ -106,9 +130,9 @@ def score_population(
                 )
                 action = np.where(explore, random_action, greedy.astype(np.int64))
                 scored["action"] = action
-                scored["action_prob"] = ((1 - epsilon) * (action == greedy) + epsilon / num_actions).astype(
-                    np.float32
-                )
+                scored["action_prob"] = epsilon_greedy_probability(
+                    action, greedy, epsilon, num_actions
+                ).astype(np.float32)
                 scored["greedy_action"] = greedy.astype(np.int64)
             else:
                 scored["action"] = list(greedy.astype(np.float32))
@@ -119,3 +143,49 @@ def score_population(
             yield scored
 
     return frame.mapInPandas(score, schema=output)
+
+
+def score_logged(
+    logged: DataFrame,
+    schema: TimestepSchema,
+    action_space: ActionSpace,
+    policy_uri: str,
+    epsilon: float,
+) -> DataFrame:
+    """Adds what off-policy evaluation needs of a candidate policy to each logged bandit row.
+
+    `target_prob`: probability that the candidate, deployed epsilon-greedy, picks the logged
+    action; `q_logged`: its predicted reward for the logged action; `v_target`: its expected
+    predicted reward under its own epsilon-greedy distribution.
+    """
+    observations = list(schema.observation_columns)
+    num_actions = action_space.num_actions
+    output = T.StructType(
+        [f for f in logged.schema.fields if f.name not in observations]
+        + [
+            T.StructField("greedy_action", T.LongType()),
+            T.StructField("target_prob", T.DoubleType()),
+            T.StructField("q_logged", T.DoubleType()),
+            T.StructField("v_target", T.DoubleType()),
+        ]
+    )
+    kept = [f.name for f in logged.schema.fields if f.name not in observations]
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            greedy, predicted = policy_outputs(policy_uri, batch[observations].to_numpy(np.float32))
+            if predicted is None:
+                raise ValueError(f"{policy_uri} does not emit predicted rewards; it is not a bandit policy")
+            logged_action = batch["action"].to_numpy(np.int64)
+            greedy = greedy.astype(np.int64)
+            rows = np.arange(len(batch))
+            out = batch[kept].copy()
+            out["greedy_action"] = greedy
+            out["target_prob"] = epsilon_greedy_probability(logged_action, greedy, epsilon, num_actions)
+            out["q_logged"] = predicted[rows, logged_action].astype(np.float64)
+            out["v_target"] = (
+                (1 - epsilon) * predicted[rows, greedy] + epsilon * predicted.mean(axis=1)
+            ).astype(np.float64)
+            yield out
+
+    return logged.mapInPandas(score, schema=output)

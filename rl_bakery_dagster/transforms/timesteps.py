@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from rl_bakery_dagster.application import ActionSpace, TimestepSchema
+from rl_bakery_dagster.application import FIRST, ActionSpace, TimestepSchema
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
 from rl_bakery_dagster.transforms.validation import check_contract_schema
 
@@ -19,11 +19,13 @@ def to_contract(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpac
     check_contract_schema(raw, schema, action_space)
     columns: list[Column] = [F.col(c) for c in schema.env_id_columns]
     columns.append(F.col(schema.timestep_column))
-    columns.append(F.col(schema.step_type_column).cast(T.IntegerType()).alias("step_type"))
+    step_type = F.lit(FIRST) if schema.single_step else F.col(schema.step_type_column)
+    columns.append(step_type.cast(T.IntegerType()).alias("step_type"))
     columns += [F.col(c).cast(T.FloatType()).alias(c) for c in schema.observation_columns]
     columns.append(_action(raw, schema.action_column, action_space).alias("action"))
     columns.append(F.col(schema.reward_column).cast(T.FloatType()).alias("reward"))
-    columns.append(F.col(schema.discount_column).cast(T.FloatType()).alias("discount"))
+    discount = F.lit(0.0) if schema.single_step else F.col(schema.discount_column)
+    columns.append(discount.cast(T.FloatType()).alias("discount"))
     if schema.action_prob_column:
         columns.append(F.col(schema.action_prob_column).cast(T.FloatType()).alias("action_prob"))
     if schema.policy_version_column:

@@ -39,11 +39,13 @@ def build_transitions(
       array columns of `trajectory_format`. A window never crosses an episode boundary: its
       first n_step timesteps are not LAST and its last n_step timesteps are not FIRST.
     """
-    by_env = Window.partitionBy(*schema.env_id_columns).orderBy(schema.timestep_column)
     observation = F.array(*[F.col(c) for c in schema.observation_columns])
     action = F.col("action")
     if not isinstance(timesteps.schema["action"].dataType, T.ArrayType):
         action = F.array(action)
+    if schema.single_step:
+        return single_step_transitions(timesteps, schema, observation, action, days)
+    by_env = Window.partitionBy(*schema.env_id_columns).orderBy(schema.timestep_column)
     rows = timesteps.select(
         *schema.env_id_columns,
         schema.timestep_column,
@@ -82,4 +84,26 @@ def build_transitions(
     )
     return windows.filter(F.col("_within_episode") & F.col(PARTITION_COLUMN).isin(list(days))).drop(
         "_within_episode"
+    )
+
+
+def single_step_transitions(
+    timesteps: DataFrame, schema: TimestepSchema, observation: Column, action: Column, days: Sequence[str]
+) -> DataFrame:
+    """Bandit rows as one-step episodes (FIRST, then LAST with the row's reward): a plain projection.
+
+    The logged propensity and policy version travel along for off-policy evaluation.
+    """
+    extra = [c for c in ("action_prob", "policy_version") if c in timesteps.columns]
+    return timesteps.filter(F.col(PARTITION_COLUMN).isin(list(days))).select(
+        *schema.env_id_columns,
+        schema.timestep_column,
+        PARTITION_COLUMN,
+        F.array(F.lit(FIRST)).alias(STEP_TYPE),
+        observation.alias(OBSERVATION),
+        action.alias(ACTION),
+        F.array(F.lit(LAST)).alias(NEXT_STEP_TYPE),
+        F.array(F.col("reward")).alias(REWARD),
+        F.array(F.lit(0.0).cast(T.FloatType())).alias(DISCOUNT),
+        *extra,
     )

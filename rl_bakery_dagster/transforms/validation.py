@@ -59,17 +59,21 @@ class TimestepContractError(ValueError):
         super().__init__(f"timesteps of {day} refused by the timestep contract:\n{lines}")
 
 
+def episode_columns(schema: TimestepSchema) -> list[str]:
+    """Step type and discount: read from episodic logs, implied for single-step (bandit) rows."""
+    return [] if schema.single_step else [schema.step_type_column, schema.discount_column]
+
+
 def check_contract_schema(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace) -> None:
     """Refuses missing columns and columns whose type cannot hold the contract's values."""
     present = {f.name: f.dataType for f in raw.schema.fields}
     required = [
         *schema.env_id_columns,
         schema.timestep_column,
-        schema.step_type_column,
+        *episode_columns(schema),
         *schema.observation_columns,
         schema.action_column,
         schema.reward_column,
-        schema.discount_column,
         *[c for c in (schema.action_prob_column, schema.policy_version_column) if c],
     ]
     missing = [c for c in required if c not in present]
@@ -79,10 +83,9 @@ def check_contract_schema(raw: DataFrame, schema: TimestepSchema, action_space: 
             [Violation(SCHEMA_RULE, tuple(missing), f"missing; present: {sorted(present)}", 0)],
         )
     numeric = [
-        schema.step_type_column,
+        *episode_columns(schema),
         *schema.observation_columns,
         schema.reward_column,
-        schema.discount_column,
         *[c for c in (schema.action_prob_column,) if c],
     ]
     action_type = present[schema.action_column]
@@ -121,31 +124,34 @@ def contract_rules(schema: TimestepSchema, action_space: ActionSpace) -> list[Ru
             "timestep ids must not be null",
             F.col(schema.timestep_column).isNull(),
         ),
-        Rule(
-            "known_step_type",
-            ("step_type",),
-            f"must be {FIRST} (FIRST), 1 (MID) or {LAST} (LAST)",
-            F.col("step_type").isNull() | ~F.col("step_type").isin(0, 1, 2),
-        ),
         *[
             Rule("finite_observation", (c,), "must be a finite number", _not_finite(c))
             for c in schema.observation_columns
         ],
-        Rule(
-            "episode_order",
-            ("step_type",),
-            "after a LAST, an environment's next timestep must be a FIRST",
-            (F.col(PREVIOUS_STEP_TYPE) == LAST) & (F.col("step_type") != FIRST),
-        ),
         Rule("finite_reward", ("reward",), "must be a finite number", _not_finite("reward")),
-        Rule(
-            "discount_in_unit_interval",
-            ("discount",),
-            "must be a number in [0, 1]",
-            _not_finite("discount") | (F.col("discount") < 0) | (F.col("discount") > 1),
-        ),
         _action_rule(action_space),
     ]
+    if not schema.single_step:
+        rules += [
+            Rule(
+                "known_step_type",
+                ("step_type",),
+                f"must be {FIRST} (FIRST), 1 (MID) or {LAST} (LAST)",
+                F.col("step_type").isNull() | ~F.col("step_type").isin(0, 1, 2),
+            ),
+            Rule(
+                "episode_order",
+                ("step_type",),
+                "after a LAST, an environment's next timestep must be a FIRST",
+                (F.col(PREVIOUS_STEP_TYPE) == LAST) & (F.col("step_type") != FIRST),
+            ),
+            Rule(
+                "discount_in_unit_interval",
+                ("discount",),
+                "must be a number in [0, 1]",
+                _not_finite("discount") | (F.col("discount") < 0) | (F.col("discount") > 1),
+            ),
+        ]
     if schema.action_prob_column:
         rules.append(
             Rule(
@@ -190,13 +196,12 @@ def rule_names(schema: TimestepSchema) -> list[str]:
     row_rules = [
         "env_id_not_null",
         "timestep_id_not_null",
-        "known_step_type",
         "finite_observation",
-        "episode_order",
         "finite_reward",
-        "discount_in_unit_interval",
         "action_in_spec",
     ]
+    if not schema.single_step:
+        row_rules += ["known_step_type", "episode_order", "discount_in_unit_interval"]
     if schema.action_prob_column:
         row_rules.append("propensity_in_unit_interval")
     return [SCHEMA_RULE, *row_rules, UNIQUE_RULE]
@@ -211,7 +216,11 @@ def find_violations(
     for the episode-order rule); uniqueness is one more pass.
     """
     by_env = Window.partitionBy(*schema.env_id_columns).orderBy(schema.timestep_column)
-    rows = timesteps.withColumn(PREVIOUS_STEP_TYPE, F.lag("step_type").over(by_env))
+    rows = (
+        timesteps.withColumn(PREVIOUS_STEP_TYPE, F.lit(None))
+        if schema.single_step
+        else timesteps.withColumn(PREVIOUS_STEP_TYPE, F.lag("step_type").over(by_env))
+    )
     rules = contract_rules(schema, action_space)
     counts = rows.agg(
         *[F.sum(F.when(rule.offending, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(rules)]
