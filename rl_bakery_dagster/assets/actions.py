@@ -19,30 +19,13 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
         raise ValueError(f"{app.name} has no population to score")
     gated = app.is_bandit
 
-    @dg.asset(
-        key=[app.name, "action_batch"],
-        ins={
-            "agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"]),
-            **({"policy_evaluation": dg.AssetIn(key=[app.name, "policy_evaluation"])} if gated else {}),
-        },
-        partitions_def=partitions,
-        backfill_policy=single_run,
-        io_manager_key="parquet_io_manager",
-        group_name=app.name,
-        kinds={"spark", "tensorflow", "parquet"},
-    )
-    def action_batch(
+    def score_days(
         context: dg.AssetExecutionContext,
         pyspark: PySparkResource,
         agent: TFAgentsResource,
         agent_checkpoint: dict[str, str],
-        policy_evaluation: dict[str, str] | None = None,
+        policy_evaluation: dict[str, str] | None,
     ) -> SparkOutput:
-        """An action, its propensity and the policy version for every user, scored on Spark executors.
-
-        Bandit applications deploy the policy that `policy_evaluation[d]` accepted: the day's
-        candidate, or the last accepted one when the candidate was refused.
-        """
         spark = pyspark.spark_session
         frames = []
         for day in context.partition_keys:
@@ -79,4 +62,50 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
             metrics["share_not_greedy"] = Metric("mean", explored)
         return SparkOutput(frame, metrics=metrics)
 
-    return action_batch
+    spec = {
+        "key": [app.name, "action_batch"],
+        "partitions_def": partitions,
+        "backfill_policy": single_run,
+        "io_manager_key": "parquet_io_manager",
+        "group_name": app.name,
+        "kinds": {"spark", "tensorflow", "parquet"},
+    }
+    description = (
+        "An action, its propensity and the policy version for every user, scored on Spark executors."
+    )
+    if not gated:
+
+        @dg.asset(
+            **spec,
+            ins={"agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"])},
+            description=description,
+        )
+        def action_batch(
+            context: dg.AssetExecutionContext,
+            pyspark: PySparkResource,
+            agent: TFAgentsResource,
+            agent_checkpoint: dict[str, str],
+        ) -> SparkOutput:
+            return score_days(context, pyspark, agent, agent_checkpoint, None)
+
+        return action_batch
+
+    @dg.asset(
+        **spec,
+        ins={
+            "agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"]),
+            "policy_evaluation": dg.AssetIn(key=[app.name, "policy_evaluation"]),
+        },
+        description=description + " Deploys the policy that policy_evaluation[d] accepted: the day's "
+        "candidate, or the last accepted one when the deployment gate refused it.",
+    )
+    def gated_action_batch(
+        context: dg.AssetExecutionContext,
+        pyspark: PySparkResource,
+        agent: TFAgentsResource,
+        agent_checkpoint: dict[str, str],
+        policy_evaluation: dict[str, str],
+    ) -> SparkOutput:
+        return score_days(context, pyspark, agent, agent_checkpoint, policy_evaluation)
+
+    return gated_action_batch

@@ -11,7 +11,6 @@ checkpoint (or, before any was accepted, uniformly random actions), and the `dep
 check says so in the UI.
 """
 
-
 import json
 import math
 import os
@@ -33,6 +32,8 @@ from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
 
 EVALUATION_RECORD = "evaluation.json"
 GATE_CHECK = "deployment_gate"
+MAX_LOGGING_POLICIES = 20
+"""Observed values are reported for at most this many logging policy versions per day."""
 
 
 class OffPolicyEvaluationConfig(dg.Config):
@@ -74,6 +75,13 @@ def evaluate_day(
     values = scored.agg(*aggregations, matches).first().asDict()
     sums = OPESums.from_row(values)
     estimates = estimate(sums, confidence=config.confidence)
+    by_policy = {}
+    if "policy_version" in logged.columns:
+        groups = logged.groupBy("policy_version").agg(
+            F.avg("reward").alias("value"), F.count("*").alias("rows")
+        )
+        for group in groups.orderBy(F.desc("rows")).limit(MAX_LOGGING_POLICIES).collect():
+            by_policy[str(group["policy_version"])] = {"value": group["value"], "rows": group["rows"]}
     if config.gate:
         decision = deployment_gate(estimates, tolerance=config.tolerance)
         accepted, reason = decision.accept, decision.reason
@@ -87,6 +95,7 @@ def evaluate_day(
             name: {"value": e.value, "lower": e.lower, "upper": e.upper, "std_error": e.std_error}
             for name, e in estimates.items()
         },
+        "logging_policies": by_policy,
         "confidence": config.confidence,
         "accepted": accepted,
         "reason": reason,
@@ -107,6 +116,8 @@ def day_metadata(record: Mapping) -> dict[str, object]:
     }
     for name, e in record["estimates"].items():
         numbers |= {name: e["value"], f"{name}_lower": e["lower"], f"{name}_upper": e["upper"]}
+    for version, observed in record.get("logging_policies", {}).items():
+        numbers[f"logging_{version}"] = observed["value"]
     for name, value in numbers.items():
         if value is not None and math.isfinite(value):
             metadata[name] = float(value)
