@@ -162,3 +162,13 @@ def test_gate_refuses_a_confidently_worse_candidate_and_deploys_the_last_accepte
         and e.asset_check_evaluation_data.check_name == GATE_CHECK
     ]
     assert checks and not checks[-1].passed
+
+
+def test_a_bandit_application_is_declared_with_what_evaluation_needs(tmp_path: Path) -> None:
+    app = bandit_app(tmp_path)
+    with pytest.raises(ValueError, match="action_prob_column"):
+        dataclasses.replace(app, schema=dataclasses.replace(app.schema, action_prob_column=None))
+    with pytest.raises(ValueError, match="lag_days>=1"):
+        dataclasses.replace(app, trajectory=TrajectorySettings(lookback_days=0, lag_days=0))
+    with pytest.raises(ValueError, match="single_step"):
+        dataclasses.replace(app, schema=dataclasses.replace(app.schema, single_step=False))
