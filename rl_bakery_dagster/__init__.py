@@ -10,20 +10,22 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rl_bakery_dagster.application import (
-    ActionSpace,
-    Application,
-    ParquetWarehouse,
-    TimestepSchema,
-    TrajectorySettings,
-)
-from rl_bakery_dagster.definitions import build_definitions
+_EXPORTS = {
+    "ActionSpace": "rl_bakery_dagster.application",
+    "Application": "rl_bakery_dagster.application",
+    "ParquetWarehouse": "rl_bakery_dagster.application",
+    "TimestepSchema": "rl_bakery_dagster.application",
+    "TrajectorySettings": "rl_bakery_dagster.application",
+    "build_definitions": "rl_bakery_dagster.definitions",
+}
+__all__ = sorted(_EXPORTS)
 
-__all__ = [
-    "ActionSpace",
-    "Application",
-    "ParquetWarehouse",
-    "TimestepSchema",
-    "TrajectorySettings",
-    "build_definitions",
-]
+
+def __getattr__(name: str) -> object:
+    """Imports on first use, so that Spark's Python workers, which load `transforms.scoring`,
+    do not pay for Dagster's import."""
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from rl_bakery_dagster.resources.agents import TFAgentsResource
-
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
     from tf_agents.policies.tf_policy import TFPolicy
     from tf_agents.specs import BoundedTensorSpec
+
+    from rl_bakery_dagster.resources.agents import TFAgentsResource
 
 FIRST, MID, LAST = 0, 1, 2
 """TF-Agents `StepType` values, as stored in the `step_type` column."""

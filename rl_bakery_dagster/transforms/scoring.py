@@ -102,14 +102,14 @@ def score_population(
         F.rand(deployment.seed + 1).alias("_uniform"),
     )
     action_type = T.LongType() if action_space.is_discrete else T.ArrayType(T.FloatType())
+    # the policy version and the day are the same on every row: Spark adds them after the Python
+    # step, so they are never built as pandas object columns nor sent back through Arrow
     output = T.StructType(
         [population.schema[c] for c in ids]
         + [
             T.StructField("action", action_type),
             T.StructField("action_prob", T.FloatType()),
             T.StructField("greedy_action", action_type),
-            T.StructField("policy_version", T.StringType()),
-            T.StructField(PARTITION_COLUMN, T.StringType()),
         ]
     )
     epsilon, num_actions = deployment.epsilon, action_space.num_actions
@@ -138,11 +138,16 @@ def score_population(
                 scored["action"] = list(greedy.astype(np.float32))
                 scored["action_prob"] = np.nan
                 scored["greedy_action"] = list(greedy.astype(np.float32))
-            scored["policy_version"] = deployment.policy_version
-            scored[PARTITION_COLUMN] = day
             yield scored
 
-    return frame.mapInPandas(score, schema=output)
+    return frame.mapInPandas(score, schema=output).select(
+        *ids,
+        "action",
+        "action_prob",
+        "greedy_action",
+        F.lit(deployment.policy_version).alias("policy_version"),
+        F.lit(day).alias(PARTITION_COLUMN),
+    )
 
 
 def score_logged(
