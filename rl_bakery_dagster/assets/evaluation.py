@@ -41,6 +41,11 @@ class OffPolicyEvaluationConfig(dg.Config):
     gate: bool = Field(
         default=True, description="refuse candidates confidently worse than the logging policy"
     )
+    model_free_check: bool = Field(
+        default=True,
+        description="also refuse when IPS, which needs no reward model, puts the candidate's whole "
+        "interval below the logging policy's observed value",
+    )
     tolerance: float = Field(
         default=0.0,
         description="refuse only if the candidate loses more than this much reward per row (with confidence)",
@@ -65,6 +70,7 @@ def evaluate_day(
         deployment_gate,
         effective_sample_size,
         estimate,
+        is_confidently_worse,
         spark_aggregations,
     )
     from rl_bakery_dagster.transforms.scoring import score_logged
@@ -85,6 +91,14 @@ def evaluate_day(
     if config.gate:
         decision = deployment_gate(estimates, tolerance=config.tolerance)
         accepted, reason = decision.accept, decision.reason
+        ips, observed = estimates["ips"], estimates["logging"]
+        if accepted and config.model_free_check and is_confidently_worse(ips, observed):
+            accepted = False
+            reason = (
+                f"Refused: IPS, which needs no reward model, puts the candidate at {ips.describe()}, "
+                f"entirely below the logging policy's observed {observed.value:.4g}. (The doubly robust "
+                f"check alone would accept it: {reason})"
+            )
     else:
         accepted, reason = True, "The deployment gate is switched off; the candidate is deployed."
     return {
