@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD
+from rl_bakery_dagster.examples.obd.__main__ import GATE_CONFIG
 from rl_bakery_dagster.examples.obd.application import OBSERVATION_COLUMNS, START_DATE, obd_application
 from rl_bakery_dagster.examples.obd.data import SDIST, download_sample, read_logs, write_warehouse
 from rl_bakery_dagster.jobs import DAILY_JOB
@@ -38,7 +39,7 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
     )
     job = definitions(home, obd_application(agent=agent, warehouse=warehouse)).resolve_job_def(DAILY_JOB)
     for day in days[:2]:
-        assert job.execute_in_process(partition_key=day).success
+        assert job.execute_in_process(partition_key=day, run_config=GATE_CONFIG).success
 
     record = read_json(
         str(home / "storage" / "obd" / "policy_evaluation" / f"dt={days[1]}" / EVALUATION_RECORD)
@@ -54,6 +55,11 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
         estimate = record["estimates"][name]
         assert np.isfinite(estimate["value"]) and estimate["lower"] <= estimate["value"] <= estimate["upper"]
     assert record["estimates"]["ips"]["value"] >= 0
+    # IPS needs no reward model; with the demo's gate it refuses a policy its interval puts below
+    # the observed click rate, whatever the (poor) reward model says
+    ips, logged = record["estimates"]["ips"], record["estimates"]["logging"]
+    assert ips["upper"] < logged["value"], record
+    assert not record["accepted"] and "IPS" in record["reason"], record["reason"]
     timesteps = pd.read_parquet(home / "storage" / "obd" / "timesteps" / f"dt={days[1]}")
     assert len(timesteps) == len(day)
     # every impression gets exactly one of the 8 hash buckets of each user feature and one position

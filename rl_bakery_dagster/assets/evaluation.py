@@ -42,9 +42,10 @@ class OffPolicyEvaluationConfig(dg.Config):
         default=True, description="refuse candidates confidently worse than the logging policy"
     )
     model_free_check: bool = Field(
-        default=True,
+        default=False,
         description="also refuse when IPS, which needs no reward model, puts the candidate's whole "
-        "interval below the logging policy's observed value",
+        "interval below the logging policy's observed value; for logs of a broadly exploring logging "
+        "policy (with a near-greedy one, rare huge importance weights make IPS intervals too low)",
     )
     tolerance: float = Field(
         default=0.0,

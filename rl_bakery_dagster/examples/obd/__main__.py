@@ -18,6 +18,10 @@ from pathlib import Path
 from rl_bakery_dagster.definitions import bakery_home
 from rl_bakery_dagster.local_instance import local_instance
 
+GATE_CONFIG = {"ops": {"obd__policy_evaluation": {"config": {"model_free_check": True}}}}
+"""The logging policies explore broadly (uniform, Thompson sampling) and the reward model is weak on
+these sparse clicks, so the deployment gate also asks IPS."""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -52,7 +56,7 @@ def main() -> None:
         assert day == shift_day(START_DATE, offset), (
             f"the sample has no logs on {shift_day(START_DATE, offset)}"
         )
-        result = job.execute_in_process(partition_key=day, instance=instance)
+        result = job.execute_in_process(partition_key=day, instance=instance, run_config=GATE_CONFIG)
         if not result.success:
             raise SystemExit(f"{day}: the run failed; see the Dagster UI (bash scripts/ui.sh)")
         uri = storage.partition_uri(["obd", "policy_evaluation"], day)
