@@ -93,22 +93,15 @@ def parquet(frame: Any, path: Path) -> None:
 def in_process_rate(policy_uri: str, observations: np.ndarray, batch: int) -> tuple[float, np.ndarray]:
     """Seconds of plain batched `policy.action` over `observations` (model load excluded), and actions."""
     import tensorflow as tf
-    from tf_agents.trajectories import time_step as ts
+
+    from rl_bakery_dagster.transforms.scoring import first_time_steps
 
     policy = tf.saved_model.load(policy_uri)
 
     def run(rows: np.ndarray) -> np.ndarray:
         actions = []
         for start in range(0, len(rows), batch):
-            chunk = rows[start : start + batch]
-            size = len(chunk)
-            step = ts.TimeStep(
-                step_type=tf.fill([size], tf.constant(ts.StepType.FIRST, tf.int32)),
-                reward=tf.zeros([size], tf.float32),
-                discount=tf.ones([size], tf.float32),
-                observation=tf.constant(chunk, tf.float32),
-            )
-            actions.append(policy.action(step, ()).action.numpy())
+            actions.append(policy.action(first_time_steps(rows[start : start + batch]), ()).action.numpy())
         return np.concatenate(actions)
 
     run(observations[: 2 * batch])  # traces the concrete function for full and partial batches

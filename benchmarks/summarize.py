@@ -55,19 +55,27 @@ def training(folder: Path) -> list[str]:
         r["peak_rss_mib"],
         r["ratios"]["rate_over_in_memory_replay"],
     )
+    # results from before the blocks change was merged also measured it as a separate mode
+    blocks = "stream_blocks" in rates
     lines = [
         "| training days | transitions | in-memory replay steps/s | stream steps/s (ratio) "
-        "| stream, proposed blocks steps/s (ratio) | peak RSS replay / stream / blocks (MiB) |",
-        "|---|---|---|---|---|---|",
+        + (
+            "| stream, proposed blocks steps/s (ratio) | peak RSS replay / stream / blocks (MiB) |"
+            if blocks
+            else "| peak RSS replay / stream (MiB) |"
+        ),
+        "|---|---|---|---|---|---|" if blocks else "|---|---|---|---|---|",
     ]
     for days in map(str, r["days"]):
-        lines.append(
+        line = (
             f"| {days} | {int(days) * r['transitions_per_day']:,} | {rates['replay'][days]:,.0f} "
             f"| {rates['stream'][days]:,.0f} ({share['stream'][days]:.2f}) "
-            f"| {rates['stream_blocks'][days]:,.0f} ({share['stream_blocks'][days]:.2f}) "
-            f"| {memory['replay'][days]:,.0f} / {memory['stream'][days]:,.0f} "
-            f"/ {memory['stream_blocks'][days]:,.0f} |"
         )
+        if blocks:
+            line += f"| {rates['stream_blocks'][days]:,.0f} ({share['stream_blocks'][days]:.2f}) "
+        line += f"| {memory['replay'][days]:,.0f} / {memory['stream'][days]:,.0f} "
+        line += f"/ {memory['stream_blocks'][days]:,.0f} |" if blocks else "|"
+        lines.append(line)
     return lines
 
 

@@ -6,9 +6,9 @@ Both sides train the CartPole application's own agent (DQN, 100 units, batch 64)
 - `stream`: what `agent_checkpoint` does (`training/trainer.py`): the window's Parquet files, built
   by our Spark job (`build_transitions`), streamed through `transition_dataset` (pyarrow record
   batches → bounded shuffle buffer → `tf.data`).
-- `stream_blocks`: the same stream with the change proposed in
-  `benchmarks/proposed/training_dataset_blocks.diff` (blocks of 32 batches per generator call,
-  split by `unbatch`; the same batch sequence), measured here before it is merged.
+  Since the blocks change (32 batches per generator call, split by `unbatch`) was merged into
+  `training/dataset.py`, `stream` measures it; `results/training_input.json` is from before, when
+  it was a separate `stream_blocks` mode.
 - `replay`: the TF-Agents tutorial loop: every timestep added to a `TFUniformReplayBuffer`, then
   `as_dataset(sample_batch_size=64, num_steps=2, num_parallel_calls=3).prefetch(3)`.
 
@@ -42,7 +42,7 @@ START = "2024-01-01"
 ENVS = 100
 TARGET_SHARE_OF_IN_MEMORY = 0.9
 WORKER_TIMEOUT_SECONDS = 1200
-MODES = ("replay", "stream", "stream_blocks")
+MODES = ("replay", "stream")
 FLAT_MEMORY_MIB = 64.0
 """Peak RSS may wobble by allocator noise; growth beyond this over the windows is not flat."""
 
@@ -136,10 +136,6 @@ def worker(mode: str, days: int, data: Path, steps: int, warmup: int) -> dict[st
         app.schema.observation_spec(), app.action_space.tensor_spec(), app.trajectory.n_step
     )
     started = time.perf_counter()
-    if mode == "stream_blocks":
-        from proposed.dataset_blocks import transition_dataset as blocks_dataset
-
-        transition_dataset = blocks_dataset
     if mode.startswith("stream"):
         scratch = Path(tempfile.mkdtemp(prefix=f"window_{days}_", dir=data))
         filesystem, files = ParquetPartitions(
@@ -258,7 +254,7 @@ def main() -> None:
         rates = {mode: {str(d): round(rate(mode, d), 1) for d in windows} for mode in MODES}
         share = {
             mode: {str(d): ratio(rate(mode, d), rate("replay", d), 3) for d in windows}
-            for mode in ("stream", "stream_blocks")
+            for mode in ("stream",)
         }
         memory = {mode: {str(d): peak(mode, d) for d in windows} for mode in MODES}
         growth = {mode: round(peak(mode, windows[-1]) - peak(mode, windows[0]), 1) for mode in MODES}
@@ -280,7 +276,7 @@ def main() -> None:
                         ),
                         "peak_memory_flat_within_64_mib": growth[mode] <= FLAT_MEMORY_MIB,
                     }
-                    for mode in ("stream", "stream_blocks")
+                    for mode in ("stream",)
                 },
                 "prepare_seconds": round(prepare_seconds, 3),
                 "runs": runs,

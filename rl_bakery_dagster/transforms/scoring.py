@@ -43,28 +43,34 @@ def load_policy(uri: str) -> Any:
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
+    import tf_agents.trajectories  # noqa: F401  (registers the TFP type specs the SavedModel holds)
 
     return tf.saved_model.load(uri)
+
+
+def first_time_steps(observations: np.ndarray) -> Any:
+    """A batch of FIRST `TimeStep`s for [B, obs] observations: what a policy sees for a context."""
+    import tensorflow as tf
+    from tf_agents.trajectories import time_step as ts
+
+    size = len(observations)
+    return ts.TimeStep(
+        step_type=tf.fill([size], tf.constant(ts.StepType.FIRST, tf.int32)),
+        reward=tf.zeros([size], tf.float32),
+        discount=tf.ones([size], tf.float32),
+        observation=tf.constant(observations, tf.float32),
+    )
 
 
 def policy_outputs(policy_uri: str, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """The exported policy's actions for a [B, obs] batch, and its predicted reward per action
     ([B, num_actions]) when the policy emits them (bandit policies do), in chunks of INFERENCE_BATCH."""
     import tensorflow as tf
-    from tf_agents.trajectories import time_step as ts
 
     policy = load_policy(policy_uri)
     actions, predicted = [], []
     for start in range(0, len(observations), INFERENCE_BATCH):
-        chunk = observations[start : start + INFERENCE_BATCH]
-        size = len(chunk)
-        step = ts.TimeStep(
-            step_type=tf.fill([size], tf.constant(ts.StepType.FIRST, tf.int32)),
-            reward=tf.zeros([size], tf.float32),
-            discount=tf.ones([size], tf.float32),
-            observation=tf.constant(chunk, tf.float32),
-        )
-        output = policy.action(step, ())
+        output = policy.action(first_time_steps(observations[start : start + INFERENCE_BATCH]), ())
         actions.append(output.action.numpy())
         rewards = getattr(output.info, "predicted_rewards_mean", ())
         if isinstance(rewards, tf.Tensor):
