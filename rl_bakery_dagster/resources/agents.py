@@ -41,6 +41,15 @@ class TFAgentsResource(dg.ConfigurableResource):
     learning_rate: float = Field(default=1e-3, description="Q-network learning rate")
     actor_learning_rate: float = Field(default=1e-4, description="DDPG actor learning rate")
     critic_learning_rate: float = Field(default=1e-3, description="DDPG critic learning rate")
+    learning_rate_decay_steps: int = Field(
+        default=0,
+        ge=0,
+        description="0 keeps every learning rate constant; otherwise each falls linearly over this "
+        "many train steps, counted across days, to learning_rate_final_fraction of its value",
+    )
+    learning_rate_final_fraction: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="where a decaying learning rate ends, as a fraction"
+    )
     gamma: float = Field(default=0.99, description="discount factor")
     epsilon_greedy: float = Field(
         default=0.1, description="exploration of the collect policy and of deployed action batches"

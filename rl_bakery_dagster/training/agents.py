@@ -14,6 +14,7 @@ from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
 from rl_bakery_dagster.training.bandit_agents import build_bandit_agent
+from rl_bakery_dagster.training.optimizers import adam
 
 if TYPE_CHECKING:
     from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -61,7 +62,7 @@ def _build_dqn(
         time_step_spec,
         action_spec,
         q_network=q_net,
-        optimizer=tf.keras.optimizers.Adam(learning_rate=settings.learning_rate),
+        optimizer=adam(settings, settings.learning_rate, train_step),
         epsilon_greedy=settings.epsilon_greedy,
         n_step_update=n_step,
         target_update_tau=settings.target_update_tau,
@@ -99,8 +100,8 @@ def _build_ddpg(
         action_spec,
         actor_network=actor,
         critic_network=critic,
-        actor_optimizer=tf.keras.optimizers.Adam(learning_rate=settings.actor_learning_rate),
-        critic_optimizer=tf.keras.optimizers.Adam(learning_rate=settings.critic_learning_rate),
+        actor_optimizer=adam(settings, settings.actor_learning_rate, train_step),
+        critic_optimizer=adam(settings, settings.critic_learning_rate, train_step),
         ou_stddev=settings.ou_stddev,
         ou_damping=settings.ou_damping,
         target_update_tau=settings.target_update_tau,

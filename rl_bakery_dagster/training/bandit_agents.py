@@ -17,6 +17,8 @@ from tf_agents.networks import q_network
 from tf_agents.specs import BoundedTensorSpec
 from tf_agents.trajectories import time_step as ts
 
+from rl_bakery_dagster.training.optimizers import adam
+
 if TYPE_CHECKING:
     from rl_bakery_dagster.resources.agents import TFAgentsResource
 
@@ -39,7 +41,7 @@ def build_bandit_agent(
             time_step_spec,
             action_spec,
             reward_network=reward_network,
-            optimizer=tf.keras.optimizers.Adam(learning_rate=settings.learning_rate),
+            optimizer=adam(settings, settings.learning_rate, train_step),
             epsilon=settings.epsilon_greedy,
             emit_policy_info=EMITTED_INFO,
             gradient_clipping=settings.gradient_clipping,

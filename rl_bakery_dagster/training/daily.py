@@ -11,6 +11,7 @@ from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
+from rl_bakery_dagster.training.optimizers import agent_learning_rates
 from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
 
 
@@ -64,7 +65,14 @@ def train_day(
         log.warning(f"{day}: training skipped ({reason}); the agent is carried forward unchanged")
         total = int(agent.train_step_counter.numpy())
         stats = TrainingStats(
-            count_rows(filesystem, files), 0, float("nan"), float("nan"), total, 0.0, reason
+            count_rows(filesystem, files),
+            0,
+            float("nan"),
+            float("nan"),
+            total,
+            0.0,
+            reason,
+            agent_learning_rates(agent),
         )
     else:
         stats = train_on_transitions(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -16,6 +16,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from rl_bakery_dagster.training.dataset import TransitionLayout, transition_dataset
+from rl_bakery_dagster.training.optimizers import agent_learning_rates
 
 PROGRESS_EVERY_SECONDS = 10.0
 
@@ -31,6 +32,7 @@ class TrainingStats:
     total_train_steps: int
     seconds: float
     skipped: str | None = None
+    learning_rates: dict[str, float] = field(default_factory=dict)
 
     def as_metadata(self) -> dict[str, float | int | str]:
         metadata: dict[str, float | int | str] = {
@@ -40,6 +42,7 @@ class TrainingStats:
             "loss_last": self.loss_last,
             "total_train_steps": self.total_train_steps,
             "train_seconds": round(self.seconds, 3),
+            **self.learning_rates,
         }
         if self.skipped:
             metadata["skipped"] = self.skipped
@@ -83,7 +86,8 @@ def train_on_transitions(
         )
         log.warning(f"training skipped: {reason}; the agent is carried forward unchanged")
         total = int(agent.train_step_counter.numpy())
-        return TrainingStats(transitions, 0, float("nan"), float("nan"), total, 0.0, reason)
+        rates = agent_learning_rates(agent)
+        return TrainingStats(transitions, 0, float("nan"), float("nan"), total, 0.0, reason, rates)
     dataset = transition_dataset(filesystem, files, layout, batch_size, shuffle_rows, seed)
     info_spec = agent.training_data_spec.policy_info
     if tf.nest.flatten(info_spec):
@@ -102,4 +106,12 @@ def train_on_transitions(
     seconds = time.monotonic() - started
     total = int(agent.train_step_counter.numpy())
     log.info(f"trained {train_steps} steps in {seconds:.1f}s ({train_steps / seconds:.0f} steps/s)")
-    return TrainingStats(transitions, train_steps, float(losses.mean()), float(losses[-1]), total, seconds)
+    return TrainingStats(
+        transitions,
+        train_steps,
+        float(losses.mean()),
+        float(losses[-1]),
+        total,
+        seconds,
+        learning_rates=agent_learning_rates(agent),
+    )
