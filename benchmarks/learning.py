@@ -50,14 +50,18 @@ FINAL_EVAL_SEED = 50_000_000
 
 _CARTPOLE_DQN: dict[str, Any] = {
     "agent": {
-        "fc_layer_params": [100, 50],
-        "learning_rate": 2.5e-4,
+        "fc_layer_params": [100],
+        "learning_rate": 1e-3,
         "gamma": 0.99,
-        "epsilon_greedy": 0.5,  # the collect policy keeps both actions in the logs (offline coverage)
-        "target_update_period": 500,
-        "td_errors_loss": "huber",
+        # exploration falls as the agent improves: broad logs first, then logs near the greedy policy,
+        # whose drift towards the track's edge the agent must see to learn to avoid it
+        "epsilon_greedy": 0.6,
+        "epsilon_decay_steps": 4000,
+        "epsilon_greedy_final": 0.05,
+        "target_update_period": 100,
+        "td_errors_loss": "squared",
         "batch_size": 64,
-        "train_steps_per_day": 3000,
+        "train_steps_per_day": 1000,
     },
     "trajectory": {"n_step": 1, "lookback_days": 1, "lag_days": 0, "window_days": 30},
     "days": 5,

@@ -5,7 +5,7 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, policy_version
+from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, policy_version, trained_steps
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -47,7 +47,9 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                 policy_version=policy_version(app.name, deployed_day, checkpoint)
                 if deployed_day and checkpoint
                 else f"{app.name}@uniform_random",
-                epsilon=agent.epsilon_greedy if app.action_space.is_discrete else 0.0,
+                epsilon=agent.epsilon_at(trained_steps(checkpoint))
+                if app.action_space.is_discrete and checkpoint
+                else 0.0,
                 seed=agent.seed + days_between(app.start_date, day),
             )
             context.log.info(f"{day}: scoring the population with {deployment.policy_version}")

@@ -53,9 +53,13 @@ class OffPolicyEvaluationConfig(dg.Config):
     )
 
 
+def trained_steps(checkpoint_uri: str) -> int:
+    """How many train steps the checkpoint's agent has taken, over all its days."""
+    return int(read_json(f"{checkpoint_uri}/{METRICS}")["total_train_steps"])
+
+
 def policy_version(app_name: str, day: str, checkpoint_uri: str) -> str:
-    trained = read_json(f"{checkpoint_uri}/{METRICS}")
-    return f"{app_name}@{day}#step{trained['total_train_steps']}"
+    return f"{app_name}@{day}#step{trained_steps(checkpoint_uri)}"
 
 
 def evaluate_day(
@@ -196,7 +200,8 @@ def build_policy_evaluation_asset(
                 version = policy_version(app.name, day, checkpoint)
                 context.log.info(f"{day}: evaluating {version} on the day's logs")
                 logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-                record = evaluate_day(app, logged, checkpoint, agent.epsilon_greedy, config)
+                epsilon = agent.epsilon_at(trained_steps(checkpoint))
+                record = evaluate_day(app, logged, checkpoint, epsilon, config)
                 if record["accepted"]:
                     last_accepted = (day, checkpoint)
                 else:

@@ -52,7 +52,19 @@ class TFAgentsResource(dg.ConfigurableResource):
     )
     gamma: float = Field(default=0.99, description="discount factor")
     epsilon_greedy: float = Field(
-        default=0.1, description="exploration of the collect policy and of deployed action batches"
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="exploration of the collect policy and of deployed action batches",
+    )
+    epsilon_decay_steps: int = Field(
+        default=0,
+        ge=0,
+        description="0 keeps epsilon_greedy constant; otherwise exploration falls linearly over this "
+        "many train steps, counted across days, from epsilon_greedy to epsilon_greedy_final",
+    )
+    epsilon_greedy_final: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="exploration once the decay is over"
     )
     ou_stddev: float = Field(default=0.2, description="DDPG exploration noise scale")
     ou_damping: float = Field(default=0.15, description="DDPG exploration noise damping")
@@ -72,6 +84,13 @@ class TFAgentsResource(dg.ConfigurableResource):
     @property
     def is_bandit(self) -> bool:
         return self.algorithm in BANDIT_ALGORITHMS
+
+    def epsilon_at(self, train_step: int) -> float:
+        """Exploration of a checkpoint trained `train_step` steps: its collect policy and action batches."""
+        if self.epsilon_decay_steps == 0:
+            return self.epsilon_greedy
+        progress = min(train_step, self.epsilon_decay_steps) / self.epsilon_decay_steps
+        return self.epsilon_greedy + (self.epsilon_greedy_final - self.epsilon_greedy) * progress
 
     def build(
         self, observation_spec: "TensorSpec", action_spec: "BoundedTensorSpec", n_step: int

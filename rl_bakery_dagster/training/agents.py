@@ -14,7 +14,7 @@ from tf_agents.trajectories import time_step as ts
 from tf_agents.utils import common
 
 from rl_bakery_dagster.training.bandit_agents import build_bandit_agent
-from rl_bakery_dagster.training.optimizers import adam
+from rl_bakery_dagster.training.schedules import adam, exploration
 
 if TYPE_CHECKING:
     from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -63,7 +63,7 @@ def _build_dqn(
         action_spec,
         q_network=q_net,
         optimizer=adam(settings, settings.learning_rate, train_step),
-        epsilon_greedy=settings.epsilon_greedy,
+        epsilon_greedy=exploration(settings, train_step),
         n_step_update=n_step,
         target_update_tau=settings.target_update_tau,
         target_update_period=settings.target_update_period,

@@ -17,7 +17,7 @@ from tf_agents.networks import q_network
 from tf_agents.specs import BoundedTensorSpec
 from tf_agents.trajectories import time_step as ts
 
-from rl_bakery_dagster.training.optimizers import adam
+from rl_bakery_dagster.training.schedules import adam, exploration
 
 if TYPE_CHECKING:
     from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -42,7 +42,7 @@ def build_bandit_agent(
             action_spec,
             reward_network=reward_network,
             optimizer=adam(settings, settings.learning_rate, train_step),
-            epsilon=settings.epsilon_greedy,
+            epsilon=exploration(settings, train_step),
             emit_policy_info=EMITTED_INFO,
             gradient_clipping=settings.gradient_clipping,
             train_step_counter=train_step,

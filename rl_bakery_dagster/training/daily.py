@@ -11,7 +11,7 @@ from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
-from rl_bakery_dagster.training.optimizers import agent_learning_rates
+from rl_bakery_dagster.training.schedules import agent_learning_rates
 from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
 
 
@@ -88,6 +88,11 @@ def train_day(
         )
     metadata: dict[str, float | int | str] = {
         **stats.as_metadata(),
+        **(
+            {"epsilon_greedy": settings.epsilon_at(stats.total_train_steps)}
+            if app.action_space.is_discrete
+            else {}
+        ),
         "restored_from": previous_day or "fresh agent",
         "training_days": ", ".join(sorted(window)) or "none",
     }

@@ -16,7 +16,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
 from rl_bakery_dagster.training.dataset import TransitionLayout, transition_dataset
-from rl_bakery_dagster.training.optimizers import agent_learning_rates
+from rl_bakery_dagster.training.schedules import agent_learning_rates
 
 PROGRESS_EVERY_SECONDS = 10.0
 

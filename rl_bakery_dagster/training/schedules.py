@@ -1,7 +1,13 @@
-"""The agents' optimisers, with the learning-rate schedule the agent resource configures."""
+"""Learning-rate and exploration schedules, both driven by the agent's checkpointed train step.
+
+A daily agent is rebuilt every day and restored from yesterday's checkpoint; its `train_step`
+is the one clock that survives, so every schedule reads it (a backfill or a restarted day
+continues where the previous day stopped).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
@@ -64,3 +70,21 @@ def agent_learning_rates(agent: object) -> dict[str, float]:
         if isinstance(optimizer, tf.keras.optimizers.Optimizer):
             rates[name] = current_learning_rate(optimizer)
     return rates
+
+
+def exploration(settings: TFAgentsResource, train_step: tf.Variable) -> float | Callable[[], tf.Tensor]:
+    """The epsilon of the collect policy: constant, or `settings.epsilon_at` of the live train step.
+
+    TF-Agents' epsilon-greedy policy accepts a callable; the exported collect policy captures the
+    train step variable, so it explores at the rate of the day it was saved.
+    """
+    if settings.epsilon_decay_steps == 0:
+        return settings.epsilon_greedy
+    start, final = settings.epsilon_greedy, settings.epsilon_greedy_final
+    steps = float(settings.epsilon_decay_steps)
+
+    def epsilon() -> tf.Tensor:
+        progress = tf.minimum(tf.cast(train_step, tf.float32), steps) / steps
+        return start + (final - start) * progress
+
+    return epsilon

@@ -1,4 +1,4 @@
-"""The learning-rate decay of `TFAgentsResource`: driven by the checkpointed train step."""
+"""Learning-rate and exploration schedules of `TFAgentsResource`, driven by the checkpointed train step."""
 
 from pathlib import Path
 
@@ -6,11 +6,13 @@ import dagster as dg
 import pytest
 import tensorflow as tf
 from tf_agents.specs import BoundedTensorSpec, TensorSpec
+from tf_agents.trajectories import time_step as ts
 
+from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY, GREEDY_POLICY
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
-from rl_bakery_dagster.training.optimizers import agent_learning_rates
+from rl_bakery_dagster.training.schedules import agent_learning_rates
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
 OBSERVATION = TensorSpec((4,), tf.float32)
@@ -52,25 +54,51 @@ def test_no_decay_by_default() -> None:
     assert learning_rates(agent) == pytest.approx([3e-4])
 
 
-def test_a_restored_agent_continues_its_schedule_across_days(spark: object, home: Path) -> None:
+def test_a_restored_agent_continues_its_schedules_across_days(spark: object, home: Path) -> None:
     log_random_days(home, 3)
-    app = tiny_cartpole(  # 20 train steps a day, decaying to a quarter over the first 50
-        home, learning_rate=1e-3, learning_rate_decay_steps=50, learning_rate_final_fraction=0.25
+    app = tiny_cartpole(  # 20 train steps a day; both schedules end after 50
+        home,
+        learning_rate=1e-3,
+        learning_rate_decay_steps=50,
+        learning_rate_final_fraction=0.25,
+        epsilon_greedy=1.0,
+        epsilon_decay_steps=50,
+        epsilon_greedy_final=0.0,
     )
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
     instance = dg.DagsterInstance.ephemeral()
-    rates = []
-    for day in (START, shift_day(START, 1), shift_day(START, 2)):
+    days = [START, shift_day(START, 1), shift_day(START, 2)]
+    metadata = []
+    for day in days:
         result = job.execute_in_process(partition_key=day, instance=instance)
-        (metadata,) = [
-            event.materialization.metadata
+        (values,) = [
+            {key: value.value for key, value in event.materialization.metadata.items()}
             for event in result.get_asset_materialization_events()
             if event.materialization.asset_key.path[-1] == "agent_checkpoint"
         ]
-        rates.append((metadata["total_train_steps"].value, metadata["learning_rate"].value))
-    # after 20, 40 and 60 steps: 1e-3 * (1 - 0.75 * min(steps, 50) / 50)
-    assert [steps for steps, _ in rates] == [20, 40, 60]
-    assert [rate for _, rate in rates] == pytest.approx([7e-4, 4e-4, 2.5e-4])
+        metadata.append(values)
+    assert [m["total_train_steps"] for m in metadata] == [20, 40, 60]
+    # after 20, 40 and 60 steps: 1e-3 * (1 - 0.75 * min(steps, 50) / 50) and 1 - min(steps, 50) / 50
+    assert [m["learning_rate"] for m in metadata] == pytest.approx([7e-4, 4e-4, 2.5e-4])
+    assert [m["epsilon_greedy"] for m in metadata] == pytest.approx([0.6, 0.2, 0.0])
+
+    # the exported collect policies explore at their day's rate: 60 % random, then none
+    observations = tf.random.stateless_uniform((2000, 4), seed=(1, 2), minval=-0.2, maxval=0.2)
+    time_step = ts.restart(observations, batch_size=2000)
+    share_not_greedy = []
+    for day in (days[0], days[2]):
+        policies = home / "storage" / "cartpole" / "agent_checkpoint" / f"dt={day}"
+        loaded = [tf.saved_model.load(str(policies / name)) for name in (GREEDY_POLICY, COLLECT_POLICY)]
+        greedy, collect = (policy.action(time_step).action for policy in loaded)
+        share_not_greedy.append(float(tf.reduce_mean(tf.cast(greedy != collect, tf.float32))))
+    assert share_not_greedy[0] == pytest.approx(0.6 / 2, abs=0.04)  # random half of the time agrees
+    assert share_not_greedy[1] == 0.0
+
+
+def test_epsilon_at_follows_the_linear_decay() -> None:
+    settings = TFAgentsResource(epsilon_greedy=0.5, epsilon_decay_steps=100, epsilon_greedy_final=0.1)
+    assert [settings.epsilon_at(step) for step in (0, 50, 100, 10**6)] == pytest.approx([0.5, 0.3, 0.1, 0.1])
+    assert TFAgentsResource(epsilon_greedy=0.3).epsilon_at(10**6) == 0.3
 
 
 def test_learning_rates_are_reported_per_optimiser() -> None:
