@@ -25,18 +25,6 @@ def bakery_home() -> Path:
     return Path(os.environ.get("RL_BAKERY_HOME", ".rl_bakery")).resolve()
 
 
-def configurable_at_launch(resource: dg.ConfigurableResource) -> dg.ConfigurableResource:
-    """`resource`, with its own field values as the base that a run's config overrides.
-
-    Given a resource *instance*, Dagster 1.13 rebuilds it from run config with the class defaults
-    for every field the run config leaves out, so overriding one hyper-parameter in the
-    launchpad would silently reset the others; `configure_at_launch` merges the run's fields
-    into these values instead.
-    """
-    values = {name: getattr(resource, name) for name in type(resource).model_fields}
-    return type(resource).configure_at_launch(**values)
-
-
 def storage_uri(home: Path) -> str:
     """Root of every asset partition: `RL_BAKERY_STORAGE_URI`, default `<home>/storage`."""
     return os.environ.get("RL_BAKERY_STORAGE_URI", str(home / "storage"))
@@ -70,7 +58,7 @@ def build_definitions(
         sensors=[build_warehouse_sensor(app, job, partitions)],
         resources={
             "pyspark": pyspark,
-            "agent": configurable_at_launch(app.agent),
+            "agent": app.agent,
             "parquet_io_manager": SparkParquetIOManager(root_uri=root, pyspark=pyspark),
             "checkpoint_io_manager": CheckpointIOManager(root_uri=root),
         },

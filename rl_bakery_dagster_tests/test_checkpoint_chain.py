@@ -114,15 +114,3 @@ def test_same_inputs_give_the_same_checkpoint(spark: object, home: Path, tmp_pat
     first, second = variables(home, START), variables(tmp_path / "again", START)
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
-
-
-def test_a_run_overrides_one_agent_field_and_keeps_the_others(spark: object, home: Path) -> None:
-    log_random_days(home, 1)
-    defs = definitions(home, tiny_cartpole(home, learning_rate=2e-3, train_steps_per_day=20))
-    result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
-        partition_key=START, run_config={"resources": {"agent": {"config": {"epsilon_greedy": 0.4}}}}
-    )
-    metadata = materialised(result, START)
-    assert metadata["epsilon_greedy"] == 0.4  # the run's value
-    assert metadata["learning_rate"] == pytest.approx(2e-3)  # the application's, not the default 1e-3
-    assert metadata["train_steps"] == 20

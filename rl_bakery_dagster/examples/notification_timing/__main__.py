@@ -47,7 +47,6 @@ def main() -> None:
     from rl_bakery_dagster.examples.notification_timing.application import (
         NAME,
         START_DATE,
-        notification_timing_application,
         population_uri,
     )
     from rl_bakery_dagster.examples.notification_timing.definitions import defs
@@ -114,7 +113,7 @@ def main() -> None:
         "final_gap_closed": last.gap_closed,
         "target_met": met,
         "wall_seconds": round(wall, 1),
-        "agent": notification_timing_application().agent.model_dump(),
+        "agent": defs.resources["agent"].model_dump(),  # type: ignore[union-attr]
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "per_day": [result.as_dict() for result in results],
     }
