@@ -42,13 +42,14 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                         f"deploying {chosen} instead"
                     )
                     context.add_output_metadata({"deployed_instead_of_candidate": chosen})
+            steps = trained_steps(checkpoint) if checkpoint else None
             deployment = Deployment(
                 policy_uri=f"{checkpoint}/{GREEDY_POLICY}" if checkpoint else None,
-                policy_version=policy_version(app.name, deployed_day, checkpoint)
-                if deployed_day and checkpoint
+                policy_version=policy_version(app.name, deployed_day, steps)
+                if deployed_day and steps is not None
                 else f"{app.name}@uniform_random",
-                epsilon=agent.epsilon_at(trained_steps(checkpoint))
-                if app.action_space.is_discrete and checkpoint
+                epsilon=agent.epsilon_at(steps)
+                if app.action_space.is_discrete and steps is not None
                 else 0.0,
                 seed=agent.seed + days_between(app.start_date, day),
             )

@@ -58,8 +58,9 @@ def trained_steps(checkpoint_uri: str) -> int:
     return int(read_json(f"{checkpoint_uri}/{METRICS}")["total_train_steps"])
 
 
-def policy_version(app_name: str, day: str, checkpoint_uri: str) -> str:
-    return f"{app_name}@{day}#step{trained_steps(checkpoint_uri)}"
+def policy_version(app_name: str, day: str, steps: int) -> str:
+    """`app@day#stepN`: names a checkpoint by its day and its agent's total train steps."""
+    return f"{app_name}@{day}#step{steps}"
 
 
 def evaluate_day(
@@ -197,10 +198,11 @@ def build_policy_evaluation_asset(
         try:
             for day in days:
                 checkpoint = agent_checkpoint[day]
-                version = policy_version(app.name, day, checkpoint)
+                steps = trained_steps(checkpoint)
+                version = policy_version(app.name, day, steps)
                 context.log.info(f"{day}: evaluating {version} on the day's logs")
                 logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-                epsilon = agent.epsilon_at(trained_steps(checkpoint))
+                epsilon = agent.epsilon_at(steps)
                 record = evaluate_day(app, logged, checkpoint, epsilon, config)
                 if record["accepted"]:
                     last_accepted = (day, checkpoint)

@@ -11,7 +11,6 @@ from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
-from rl_bakery_dagster.training.schedules import agent_learning_rates
 from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
 
 
@@ -63,17 +62,7 @@ def train_day(
     if newest_rows == 0:
         reason = f"no transitions on {newest}, the newest day of the training window"
         log.warning(f"{day}: training skipped ({reason}); the agent is carried forward unchanged")
-        total = int(agent.train_step_counter.numpy())
-        stats = TrainingStats(
-            count_rows(filesystem, files),
-            0,
-            float("nan"),
-            float("nan"),
-            total,
-            0.0,
-            reason,
-            agent_learning_rates(agent),
-        )
+        stats = TrainingStats.untrained(count_rows(filesystem, files), agent, reason)
     else:
         stats = train_on_transitions(
             agent,

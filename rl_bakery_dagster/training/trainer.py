@@ -34,6 +34,13 @@ class TrainingStats:
     skipped: str | None = None
     learning_rates: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def untrained(cls, transitions: int, agent: TFAgent, reason: str) -> TrainingStats:
+        """A day that trained nothing: the agent is carried forward, `reason` says why."""
+        total = int(agent.train_step_counter.numpy())
+        nan = float("nan")
+        return cls(transitions, 0, nan, nan, total, 0.0, reason, agent_learning_rates(agent))
+
     def as_metadata(self) -> dict[str, float | int | str]:
         metadata: dict[str, float | int | str] = {
             "transitions": self.transitions,
@@ -85,9 +92,7 @@ def train_on_transitions(
             else f"{transitions} transition(s) in the training window, fewer than one batch ({batch_size})"
         )
         log.warning(f"training skipped: {reason}; the agent is carried forward unchanged")
-        total = int(agent.train_step_counter.numpy())
-        rates = agent_learning_rates(agent)
-        return TrainingStats(transitions, 0, float("nan"), float("nan"), total, 0.0, reason, rates)
+        return TrainingStats.untrained(transitions, agent, reason)
     dataset = transition_dataset(filesystem, files, layout, batch_size, shuffle_rows, seed)
     info_spec = agent.training_data_spec.policy_info
     if tf.nest.flatten(info_spec):
