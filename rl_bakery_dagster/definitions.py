@@ -15,6 +15,7 @@ from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
 from rl_bakery_dagster.jobs import build_daily_job, build_daily_schedule
 from rl_bakery_dagster.partitions import daily_partitions
+from rl_bakery_dagster.resources.agents import with_application_defaults
 from rl_bakery_dagster.resources.io_managers import CheckpointIOManager, SparkParquetIOManager
 from rl_bakery_dagster.resources.spark import spark_resource
 from rl_bakery_dagster.sensors import build_warehouse_sensor
@@ -58,7 +59,7 @@ def build_definitions(
         sensors=[build_warehouse_sensor(app, job, partitions)],
         resources={
             "pyspark": pyspark,
-            "agent": app.agent,
+            "agent": with_application_defaults(app.agent),
             "parquet_io_manager": SparkParquetIOManager(root_uri=root, pyspark=pyspark),
             "checkpoint_io_manager": CheckpointIOManager(root_uri=root),
         },

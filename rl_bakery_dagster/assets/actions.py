@@ -5,7 +5,12 @@ from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, policy_version, trained_steps
+from rl_bakery_dagster.assets.evaluation import (
+    deployed_checkpoint,
+    deployment_record,
+    policy_version,
+    stored_checkpoint,
+)
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -30,8 +35,15 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
         frames = []
         for day in context.partition_keys:
             deployed_day: str | None = day
-            checkpoint: str | None = agent_checkpoint[day]
-            if policy_evaluation is not None:
+            checkpoint: str | None = None
+            if policy_evaluation is None:
+                checkpoint = stored_checkpoint(app, agent_checkpoint, day, "action_batch")
+            else:
+                if day not in policy_evaluation:
+                    raise dg.Failure(
+                        f"action_batch[{day}] needs {app.name}/policy_evaluation[{day}], which is not "
+                        f"materialised; materialise it (and agent_checkpoint[{day}]) first."
+                    )
                 deployed_day, checkpoint = deployed_checkpoint(policy_evaluation[day])
                 if deployed_day != day:
                     chosen = (
@@ -42,16 +54,15 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                         f"deploying {chosen} instead"
                     )
                     context.add_output_metadata({"deployed_instead_of_candidate": chosen})
-            steps = trained_steps(checkpoint) if checkpoint else None
+            record = deployment_record(app, checkpoint, deployed_day) if checkpoint and deployed_day else None
+            seed = record.seed if record and record.seed is not None else agent.seed
             deployment = Deployment(
                 policy_uri=f"{checkpoint}/{GREEDY_POLICY}" if checkpoint else None,
-                policy_version=policy_version(app.name, deployed_day, steps)
-                if deployed_day and steps is not None
+                policy_version=policy_version(app.name, deployed_day, record.total_train_steps)
+                if deployed_day and record
                 else f"{app.name}@uniform_random",
-                epsilon=agent.epsilon_at(steps)
-                if app.action_space.is_discrete and steps is not None
-                else 0.0,
-                seed=agent.seed + days_between(app.start_date, day),
+                epsilon=record.epsilon if record else 0.0,
+                seed=seed + days_between(app.start_date, day),
             )
             context.log.info(f"{day}: scoring the population with {deployment.policy_version}")
             population = population_table.read(spark, day)

@@ -10,6 +10,11 @@ import dagster as dg
 from pyarrow import fs
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.checkpoint_settings import (
+    CheckpointMismatch,
+    read_local_metrics,
+    refuse_structural_change,
+)
 from rl_bakery_dagster.partitions import (
     previous_day,
     shift_day,
@@ -76,17 +81,24 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
             stack.callback(lambda: None if len(outputs) == len(days) else shutil.rmtree(scratch, True))
             previous_folder = stack.enter_context(local_folder(restore_from)) if restore_from else None
             previous = first_previous if previous_folder else None
-            for day in days:
-                in_window = window_days(day, settings.lag_days, settings.window_days)
-                window = {d: uri for d, uri in trajectories.uris.items() if d in in_window}
-                folder = os.path.join(scratch, day)
-                metadata = train_day(app, agent, day, previous, previous_folder, window, folder, context.log)
-                outputs[day] = AgentArtifacts(folder)
-                previous_folder, previous = folder, day
-                if len(days) == 1:
-                    context.add_output_metadata(metadata)
-                else:
-                    context.add_asset_metadata(metadata, partition_key=day)
+            try:
+                if previous_folder and previous:
+                    refuse_structural_change(app, agent, read_local_metrics(previous_folder), previous)
+                for day in days:
+                    in_window = window_days(day, settings.lag_days, settings.window_days)
+                    window = {d: uri for d, uri in trajectories.uris.items() if d in in_window}
+                    folder = os.path.join(scratch, day)
+                    metadata = train_day(
+                        app, agent, day, previous, previous_folder, window, folder, context.log
+                    )
+                    outputs[day] = AgentArtifacts(folder)
+                    previous_folder, previous = folder, day
+                    if len(days) == 1:
+                        context.add_output_metadata(metadata)
+                    else:
+                        context.add_asset_metadata(metadata, partition_key=day)
+            except CheckpointMismatch as mismatch:
+                raise dg.Failure(description=str(mismatch), allow_retries=False) from mismatch
         return outputs
 
     return agent_checkpoint

@@ -25,8 +25,12 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY, METRICS
+from rl_bakery_dagster.checkpoint_settings import (
+    CheckpointMismatch,
+    DeployedCheckpoint,
+    deployed_checkpoint_record,
+)
 from rl_bakery_dagster.partitions import previous_day, shift_day, single_run
-from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import AgentArtifacts, read_json
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
 
@@ -56,6 +60,26 @@ class OffPolicyEvaluationConfig(dg.Config):
 def trained_steps(checkpoint_uri: str) -> int:
     """How many train steps the checkpoint's agent has taken, over all its days."""
     return int(read_json(f"{checkpoint_uri}/{METRICS}")["total_train_steps"])
+
+
+def stored_checkpoint(app: Application, checkpoints: Mapping[str, str], day: str, needed_by: str) -> str:
+    """The URI of `agent_checkpoint[day]`, or a failure saying which partition to materialise first."""
+    if day not in checkpoints:
+        raise dg.Failure(
+            f"{needed_by}[{day}] needs {app.name}/agent_checkpoint[{day}], which is not materialised; "
+            f"materialise agent_checkpoint for {day} first (for example the daily_training job for "
+            f"that partition, or a backfill up to {day})."
+        )
+    return checkpoints[day]
+
+
+def deployment_record(app: Application, checkpoint_uri: str, day: str) -> DeployedCheckpoint:
+    """Train steps, epsilon and seed of a checkpoint, as the checkpoint recorded them."""
+    metrics = read_json(f"{checkpoint_uri}/{METRICS}")
+    try:
+        return deployed_checkpoint_record(metrics, app.action_space.is_discrete, f"agent_checkpoint[{day}]")
+    except CheckpointMismatch as error:
+        raise dg.Failure(str(error)) from error
 
 
 def policy_version(app_name: str, day: str, steps: int) -> str:
@@ -174,7 +198,6 @@ def build_policy_evaluation_asset(
     def policy_evaluation(
         context: dg.AssetExecutionContext,
         config: OffPolicyEvaluationConfig,
-        agent: TFAgentsResource,
         agent_checkpoint: dict[str, str],
         timesteps: DataFrame,
         previous_evaluation: dict[str, str],
@@ -197,13 +220,12 @@ def build_policy_evaluation_asset(
         refused: list[str] = []
         try:
             for day in days:
-                checkpoint = agent_checkpoint[day]
-                steps = trained_steps(checkpoint)
-                version = policy_version(app.name, day, steps)
+                checkpoint = stored_checkpoint(app, agent_checkpoint, day, "policy_evaluation")
+                deployed = deployment_record(app, checkpoint, day)
+                version = policy_version(app.name, day, deployed.total_train_steps)
                 context.log.info(f"{day}: evaluating {version} on the day's logs")
                 logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-                epsilon = agent.epsilon_at(steps)
-                record = evaluate_day(app, logged, checkpoint, epsilon, config)
+                record = evaluate_day(app, logged, checkpoint, deployed.epsilon, config)
                 if record["accepted"]:
                     last_accepted = (day, checkpoint)
                 else:

@@ -5,10 +5,11 @@ launchpad. TensorFlow is imported only when an agent is built, so loading the de
 stays fast.
 """
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
+from pydantic.fields import FieldInfo
 
 if TYPE_CHECKING:
     from tf_agents.agents.tf_agent import TFAgent
@@ -75,7 +76,11 @@ class TFAgentsResource(dg.ConfigurableResource):
         default="squared", description="DQN/DDQN loss on TD errors: squared (element-wise) or huber"
     )
     batch_size: int = Field(default=64, description="transitions per train step")
-    train_steps_per_day: int = Field(default=1000, description="train steps on each day's window")
+    train_steps_per_day: int = Field(
+        default=1000,
+        description="train steps on each day's window (lin_ucb ignores it: it folds every new row "
+        "into its statistics exactly once)",
+    )
     shuffle_buffer_rows: int = Field(
         default=100_000, description="transitions held in memory to shuffle the Parquet stream"
     )
@@ -84,6 +89,14 @@ class TFAgentsResource(dg.ConfigurableResource):
     @property
     def is_bandit(self) -> bool:
         return self.algorithm in BANDIT_ALGORITHMS
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting as the agent is built from it (recorded with each checkpoint)."""
+        return self.model_dump(mode="json")
+
+    def structure(self) -> dict[str, Any]:
+        """The settings that shape the agent's variables: they cannot change under a checkpoint chain."""
+        return {name: getattr(self, name) for name in STRUCTURAL_FIELDS[self.algorithm]}
 
     def epsilon_at(self, train_step: int) -> float:
         """Exploration of a checkpoint trained `train_step` steps: its collect policy and action batches."""
@@ -99,3 +112,38 @@ class TFAgentsResource(dg.ConfigurableResource):
         from rl_bakery_dagster.training.agents import build_agent
 
         return build_agent(self, observation_spec, action_spec, n_step)
+
+
+STRUCTURAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "dqn": ("algorithm", "fc_layer_params"),
+    "ddqn": ("algorithm", "fc_layer_params"),
+    "ddpg": (
+        "algorithm",
+        "actor_fc_layer_params",
+        "critic_observation_fc_layer_params",
+        "critic_joint_fc_layer_params",
+    ),
+    "neural_epsilon_greedy": ("algorithm", "fc_layer_params"),
+    "lin_ucb": ("algorithm",),
+}
+"""Per algorithm, the fields whose change would build variables yesterday's checkpoint cannot fill."""
+
+
+def with_application_defaults(agent: TFAgentsResource) -> TFAgentsResource:
+    """`agent` as an instance of a subclass whose every field defaults to `agent`'s value.
+
+    Dagster 1.13 keeps a resource instance's values only as the default of the whole config
+    block: a run config that sets one field fills every other field from the *class* defaults
+    (and converts `Literal` fields without their per-field default). With the application's
+    values as the class defaults, a partial run config changes only the fields it names, and the
+    launchpad shows the application's values.
+    """
+    fields: dict[str, Any] = {
+        name: (info.annotation, FieldInfo.merge_field_infos(info, default=getattr(agent, name)))
+        for name, info in type(agent).model_fields.items()
+    }
+    bound = create_model(  # type: ignore[call-overload]
+        type(agent).__name__, __base__=type(agent), __module__=type(agent).__module__, **fields
+    )
+    bound.__doc__ = type(agent).__doc__
+    return bound(**agent.model_dump())

@@ -6,12 +6,23 @@ import logging
 from collections.abc import Mapping
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.partitions import days_between, window_days
+from rl_bakery_dagster.checkpoint_settings import (
+    CheckpointMismatch,
+    changed_settings,
+    read_local_metrics,
+    settings_record,
+)
+from rl_bakery_dagster.partitions import days_between, shift_day, window_days
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
-from rl_bakery_dagster.training.trainer import TrainingStats, count_rows, train_on_transitions
+from rl_bakery_dagster.training.trainer import (
+    TrainingStats,
+    count_rows,
+    train_each_row_once,
+    train_on_transitions,
+)
 
 
 def transition_layout(app: Application) -> TransitionLayout:
@@ -33,7 +44,7 @@ def train_day(
     window: Mapping[str, str],
     output_folder: str,
     log: logging.Logger,
-) -> dict[str, float | int | str]:
+) -> dict[str, object]:
     """Trains `app`'s agent for `day` and saves it to `output_folder`; returns the day's metadata.
 
     Args:
@@ -45,12 +56,26 @@ def train_day(
     When the newest day of the window has no transitions (no logs that day), yesterday's agent
     is carried forward unchanged: retraining on the older days alone would only repeat
     yesterday's training.
+
+    `lin_ucb` keeps sufficient statistics (A = λI + Σ x xᵀ, b = Σ r x per arm) rather than weights
+    fitted by gradient steps: it folds each row of the days its previous checkpoint has not seen
+    into them exactly once, instead of `train_steps_per_day` batches from an endless stream.
     """
     agent = settings.build(
         app.schema.observation_spec(), app.action_space.tensor_spec(), app.trajectory.n_step
     )
+    previous_metrics = None
     if previous_folder:
-        restore_agent(agent, previous_folder)
+        previous_metrics = read_local_metrics(previous_folder)
+        try:
+            restore_agent(agent, previous_folder)
+        except (AssertionError, ValueError) as error:
+            raise CheckpointMismatch(
+                f"{app.name}: the agent of this run does not match agent_checkpoint[{previous_day}] "
+                f"({type(error).__name__}: {str(error).splitlines()[0][:300]}). Run with the settings "
+                f"that checkpoint was trained with, or start a new chain (a new application name, or "
+                f"delete the agent_checkpoint partitions and re-materialise from {app.start_date})."
+            ) from error
         log.info(f"{day}: restored the agent of the previous day")
     else:
         log.info(f"{day}: first day, starting from a fresh agent")
@@ -63,6 +88,17 @@ def train_day(
         reason = f"no transitions on {newest}, the newest day of the training window"
         log.warning(f"{day}: training skipped ({reason}); the agent is carried forward unchanged")
         stats = TrainingStats.untrained(count_rows(filesystem, files), agent, reason)
+    elif settings.algorithm == "lin_ucb":
+        covered = shift_day(previous_day, -app.trajectory.lag_days) if previous_day else ""
+        unseen = {d: uri for d, uri in window.items() if d > covered}
+        stats = train_each_row_once(
+            agent,
+            *ParquetPartitions(unseen).files(),
+            transition_layout(app),
+            batch_size=settings.batch_size,
+            transitions_in_window=count_rows(filesystem, files),
+            log=log,
+        )
     else:
         stats = train_on_transitions(
             agent,
@@ -75,7 +111,7 @@ def train_day(
             seed=settings.seed * 100_003 + days_between(app.start_date, day),
             log=log,
         )
-    metadata: dict[str, float | int | str] = {
+    metadata: dict[str, object] = {
         **stats.as_metadata(),
         **(
             {"epsilon_greedy": settings.epsilon_at(stats.total_train_steps)}
@@ -84,6 +120,7 @@ def train_day(
         ),
         "restored_from": previous_day or "fresh agent",
         "training_days": ", ".join(sorted(window)) or "none",
+        "changed_settings": changed_settings(previous_metrics, settings),
     }
     if app.evaluator is not None:
         result = app.evaluator(greedy_policy(agent), settings.seed)
@@ -94,5 +131,6 @@ def train_day(
         }
         log.info(f"{day}: greedy policy returns {result.mean_return:.2f} ± {result.std_return:.2f}")
     unchanged_from = previous_folder if stats.skipped else None
-    save_agent(agent, output_folder, {"day": day, **metadata}, unchanged_from=unchanged_from)
-    return metadata
+    record = settings_record(app, settings)
+    save_agent(agent, output_folder, {"day": day, **metadata, **record}, unchanged_from=unchanged_from)
+    return {**metadata, **record}

@@ -15,8 +15,14 @@ from tf_agents.agents.tf_agent import TFAgent
 from tf_agents.specs import tensor_spec
 from tf_agents.utils import common
 
-from rl_bakery_dagster.training.dataset import TransitionLayout, transition_dataset
+from rl_bakery_dagster.training.dataset import (
+    TransitionLayout,
+    record_batch_arrays,
+    to_trajectory,
+    transition_dataset,
+)
 from rl_bakery_dagster.training.schedules import agent_learning_rates
+from rl_bakery_dagster.trajectory_format import ARRAY_COLUMNS
 
 PROGRESS_EVERY_SECONDS = 10.0
 
@@ -65,6 +71,61 @@ def count_rows(filesystem: fs.FileSystem, files: Sequence[str]) -> int:
     return total
 
 
+def _with_empty_policy_info(agent: TFAgent, experience: object, rows: int, steps: int) -> object:
+    """Bandit policies emit info (predicted rewards) that logs do not hold and training never reads."""
+    info_spec = agent.training_data_spec.policy_info
+    if not tf.nest.flatten(info_spec):
+        return experience
+    info = tensor_spec.zero_spec_nest(info_spec, outer_dims=(rows, steps))
+    return experience._replace(policy_info=info)  # type: ignore[attr-defined]
+
+
+def train_each_row_once(
+    agent: TFAgent,
+    filesystem: fs.FileSystem,
+    files: Sequence[str],
+    layout: TransitionLayout,
+    *,
+    batch_size: int,
+    transitions_in_window: int,
+    log: logging.Logger,
+) -> TrainingStats:
+    """Feeds every stored transition of `files` to `agent.train` exactly once, in file order.
+
+    For agents that accumulate sufficient statistics (LinUCB): each row must enter them once,
+    so there is no shuffling, no repetition and the last batch may be short.
+    """
+    started = time.monotonic()
+    rows = count_rows(filesystem, files)
+    if rows == 0:
+        return TrainingStats.untrained(transitions_in_window, agent, "no unseen transitions in the window")
+    log.info(f"folding {rows} unseen transitions into the agent's statistics, each once")
+    losses: list[float] = []
+    for path in files:
+        with filesystem.open_input_file(path) as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(
+                batch_size=batch_size, columns=list(ARRAY_COLUMNS)
+            ):
+                if batch.num_rows == 0:
+                    continue
+                arrays = {k: tf.constant(v) for k, v in record_batch_arrays(batch, layout).items()}
+                experience = to_trajectory(arrays, layout.single_step)
+                loss = agent.train(
+                    _with_empty_policy_info(agent, experience, batch.num_rows, layout.steps)
+                ).loss
+                losses.append(float(loss))
+    seconds = time.monotonic() - started
+    return TrainingStats(
+        transitions_in_window,
+        len(losses),
+        float(np.mean(losses)),
+        losses[-1],
+        int(agent.train_step_counter.numpy()),
+        seconds,
+        learning_rates=agent_learning_rates(agent),
+    )
+
+
 def train_on_transitions(
     agent: TFAgent,
     filesystem: fs.FileSystem,
@@ -94,11 +155,9 @@ def train_on_transitions(
         log.warning(f"training skipped: {reason}; the agent is carried forward unchanged")
         return TrainingStats.untrained(transitions, agent, reason)
     dataset = transition_dataset(filesystem, files, layout, batch_size, shuffle_rows, seed)
-    info_spec = agent.training_data_spec.policy_info
-    if tf.nest.flatten(info_spec):
-        # bandit policies emit info (predicted rewards) that logs do not hold and training never reads
-        info = tensor_spec.zero_spec_nest(info_spec, outer_dims=(batch_size, layout.steps))
-        dataset = dataset.map(lambda experience: experience._replace(policy_info=info))
+    dataset = dataset.map(
+        lambda experience: _with_empty_policy_info(agent, experience, batch_size, layout.steps)
+    )
     train = common.function(agent.train)
     losses = np.zeros(train_steps, dtype=np.float64)
     last_report = time.monotonic()
