@@ -46,9 +46,7 @@ def test_every_user_gets_an_action_with_its_exact_propensity(
     assert sorted(batch.user_id) == list(range(USERS))
     batch = batch.sort_values("user_id").reset_index(drop=True)
 
-    saved = tf.saved_model.load(
-        str(stored(home, "cartpole", "agent_checkpoint", START) / GREEDY_POLICY)
-    )
+    saved = tf.saved_model.load(str(stored(home, "cartpole", "agent_checkpoint", START) / GREEDY_POLICY))
     observations = population[list(OBSERVATION_COLUMNS)].to_numpy(np.float32)
     in_process = tf_policy(saved)(
         np.zeros(USERS, np.int32), np.zeros(USERS, np.float32), np.ones(USERS, np.float32), observations

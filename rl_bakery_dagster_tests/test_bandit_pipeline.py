@@ -85,9 +85,7 @@ def bandit_app(home: Path, algorithm: str = "neural_epsilon_greedy") -> Applicat
 
 
 def evaluation(home: Path, day: str) -> dict:
-    return read_json(
-        str(stored(home, "toy_bandit", "policy_evaluation", day) / EVALUATION_RECORD)
-    )
+    return read_json(str(stored(home, "toy_bandit", "policy_evaluation", day) / EVALUATION_RECORD))
 
 
 def test_bandit_learns_and_is_judged_on_unseen_logs(spark, home: Path) -> None:
@@ -150,9 +148,7 @@ def test_gate_refuses_a_confidently_worse_candidate_and_deploys_the_last_accepte
     assert "confidently worse" in record["reason"]
     assert record["deployed_checkpoint"] == shift_day(START, 1)
     # nothing is lost: the refused checkpoint is still stored
-    assert (
-        stored(home, "toy_bandit", "agent_checkpoint", refused_day) / "checkpoint"
-    ).is_dir()
+    assert (stored(home, "toy_bandit", "agent_checkpoint", refused_day) / "checkpoint").is_dir()
     batch = pd.read_parquet(stored(home, "toy_bandit", "action_batch", refused_day))
     assert batch.policy_version.str.startswith(f"toy_bandit@{shift_day(START, 1)}").all()
     checks = [

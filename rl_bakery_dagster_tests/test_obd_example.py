@@ -41,9 +41,7 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
     for day in days[:2]:
         assert job.execute_in_process(partition_key=day, run_config=GATE_CONFIG).success
 
-    record = read_json(
-        str(stored(home, "obd", "policy_evaluation", days[1]) / EVALUATION_RECORD)
-    )
+    record = read_json(str(stored(home, "obd", "policy_evaluation", days[1]) / EVALUATION_RECORD))
     logs = read_logs(SAMPLE)
     day = logs[logs.day == days[1]]
     assert record["rows"] == len(day)

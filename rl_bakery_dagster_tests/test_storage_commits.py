@@ -101,7 +101,7 @@ def test_unreadable_partitions_fail_with_a_sentence(tmp_path: Path) -> None:
     legacy = Path(storage.partition_uri(ASSET, DAY))
     legacy.mkdir(parents=True)
     (legacy / "part-0.parquet").write_text("written by an older release")
-    with pytest.raises(UnreadablePartition, match="Re-materialise the day, or adopt the folder"):
+    with pytest.raises(UnreadablePartition, match=r"Re-materialise the day .* adopt the folder"):
         storage.current_uri(ASSET, DAY)
     (legacy / "part-0.parquet").unlink()
     (legacy / POINTER).write_text("../../elsewhere")
@@ -109,3 +109,14 @@ def test_unreadable_partitions_fail_with_a_sentence(tmp_path: Path) -> None:
         storage.current_uri(ASSET, DAY)
     with pytest.raises(FileNotFoundError, match="no committed partition for 2024-01-02"):
         storage.read_uri(ASSET, "2024-01-02")
+
+
+def test_rematerialising_an_old_layout_day_replaces_it(tmp_path: Path) -> None:
+    """The remedy the error names works: the next commit becomes current and the old files go."""
+    storage = StorageRoot(str(tmp_path / "storage"))
+    legacy = Path(storage.partition_uri(ASSET, DAY))
+    (legacy / "nested").mkdir(parents=True)
+    (legacy / "part-0.parquet").write_text("written by an older release")
+    assert write(tmp_path / "storage", "new") == 0
+    assert read(storage) == "new"
+    assert sorted(p.name for p in legacy.iterdir() if not p.name.startswith("v-")) == [POINTER]

@@ -123,7 +123,8 @@ def current_version(partition_uri: str) -> str | None:
         if any(not VERSION.match(e.base_name) and not e.base_name.startswith(POINTER) for e in entries):
             raise UnreadablePartition(
                 f"{partition_uri} holds data but no {POINTER} pointer: it was written before "
-                "partitions were versioned. Re-materialise the day, or adopt the folder as a version: "
+                "partitions were versioned. Re-materialise the day (its new version replaces the folder's "
+                "content), or adopt the folder as a version: "
                 f"move its content into {partition_uri}/v-20000101T000000Z-000000000000/ and write "
                 f"that folder's name into {partition_uri}/{POINTER}."
             ) from None
@@ -133,7 +134,7 @@ def current_version(partition_uri: str) -> str | None:
     return f"{partition_uri.rstrip('/')}/{name}"
 
 
-def commit_version(staged_uri: str, partition_uri: str, *, now: float | None = None) -> str:
+def commit_version(staged_uri: str, partition_uri: str) -> str:
     """Places `staged_uri` as a new version of the partition, switches `_CURRENT` to it, prunes.
 
     Each step leaves a readable partition (see the module docstring); `RL_BAKERY_TEST_CRASH_AT`
@@ -142,8 +143,11 @@ def commit_version(staged_uri: str, partition_uri: str, *, now: float | None = N
     filesystem, staged = fs.FileSystem.from_uri(staged_uri)
     folder = fs.FileSystem.from_uri(partition_uri)[1].rstrip("/")
     _crash_point("staged")
-    replaced = current_version(partition_uri)
-    stamp = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
+    try:
+        replaced = current_version(partition_uri)
+    except UnreadablePartition:  # an old-layout folder: superseded by this version once it is current
+        replaced = None
+    stamp = datetime.datetime.fromtimestamp(time.time(), datetime.UTC)
     name = f"v-{stamp:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
     filesystem.create_dir(folder, recursive=True)
     if isinstance(filesystem, fs.LocalFileSystem):
@@ -185,7 +189,8 @@ def prune(partition_uri: str, keep: set[str], max_age_seconds: float = STALE_SEC
 
     The current version and those in `keep` stay; any other version or temporary pointer is
     deleted once older than `max_age_seconds` (by the time in its name, or its mtime): a younger
-    one may belong to a writer that has placed its version and is about to switch to it.
+    one may belong to a writer that has placed its version and is about to switch to it. Content
+    of the old layout (files beside the versions) goes as soon as a version is current.
     """
     filesystem, path = fs.FileSystem.from_uri(partition_uri)
     current = current_version(partition_uri)
@@ -204,6 +209,12 @@ def prune(partition_uri: str, keep: set[str], max_age_seconds: float = STALE_SEC
             if now - modified > max_age_seconds:
                 filesystem.delete_file(entry.path)
                 removed.append(entry.path)
+        elif not match and entry.base_name != POINTER and current_name is not None:
+            if entry.type == fs.FileType.Directory:
+                filesystem.delete_dir(entry.path)
+            else:
+                filesystem.delete_file(entry.path)
+            removed.append(entry.path)
     return removed
 
 
