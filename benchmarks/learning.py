@@ -226,7 +226,7 @@ def run_once(spec: Spec, run_index: int, seed: int, workdir: Path | None, keep: 
             day_started = time.perf_counter()
             policy: Callable[..., np.ndarray]
             if offset > 0:
-                saved = storage.partition_uri(checkpoints, shift_day(day, -1))
+                saved = storage.read_uri(checkpoints, shift_day(day, -1))
                 policy, played_by = tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")), "collect"
             elif spec.first_day_policy == "ou":
                 policy, played_by = ou_random_policy(product.action_space, seed), "random (OU)"
@@ -256,7 +256,7 @@ def run_once(spec: Spec, run_index: int, seed: int, workdir: Path | None, keep: 
                 record["eval_return_mean"] = metadata["eval_return_mean"].value
             daily.append(record)
             print(f"run {run_index} seed {seed} {json.dumps(record)}", file=sys.stderr, flush=True)
-        last = storage.partition_uri(checkpoints, shift_day(app.start_date, spec.days - 1))
+        last = storage.read_uri(checkpoints, shift_day(app.start_date, spec.days - 1))
         greedy = tf_policy(tf.saved_model.load(f"{last}/{GREEDY_POLICY}"))
         final = evaluate(greedy, spec.env, spec.eval_episodes, seed=FINAL_EVAL_SEED + 1_000 * seed)
         outcome = {

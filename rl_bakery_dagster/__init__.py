@@ -2,13 +2,13 @@
 
 TF-Agents needs Keras 2: ``TF_USE_LEGACY_KERAS`` must be set before TensorFlow is first
 imported, and every entry point (the Dagster CLI, ``dagster dev``, tests) imports this package
-first.
+first; so importing it applies the process defaults of `environment.py` (also loopback binding
+for the embedded Spark), whatever the launch path.
 """
 
-import os
+from rl_bakery_dagster.environment import apply_process_defaults
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+apply_process_defaults()
 
 _EXPORTS = {
     "ActionSpace": "rl_bakery_dagster.application",

@@ -14,6 +14,7 @@ from rl_bakery_dagster.assets.evaluation import build_policy_evaluation_asset
 from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
 from rl_bakery_dagster.jobs import build_daily_job, build_daily_schedule
+from rl_bakery_dagster.local_instance import ensure_dagster_home
 from rl_bakery_dagster.partitions import daily_partitions
 from rl_bakery_dagster.resources.agents import with_application_defaults
 from rl_bakery_dagster.resources.io_managers import CheckpointIOManager, SparkParquetIOManager
@@ -39,6 +40,8 @@ def build_definitions(
     `home` and `storage` default to `bakery_home()` and `storage_uri(home)` (environment).
     """
     home = home or bakery_home()
+    if "DAGSTER_HOME" not in os.environ:  # the Python API then finds the same instance as the scripts
+        ensure_dagster_home(home)
     root = storage or storage_uri(home)
     partitions = daily_partitions(app.start_date)
     job = build_daily_job(app, partitions)

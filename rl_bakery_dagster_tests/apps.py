@@ -12,6 +12,7 @@ from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS,
 from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy, write_day
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
+from rl_bakery_dagster.resources.storage import StorageRoot
 
 START = "2024-01-01"
 
@@ -46,3 +47,8 @@ def log_random_days(
 
 def definitions(home: Path, app: Application) -> dg.Definitions:
     return build_definitions(app, home=home)
+
+
+def stored(home: Path, app: str, asset: str, day: str) -> Path:
+    """The committed version of `<app>/<asset>[day]` under the test home (what a reader sees)."""
+    return Path(StorageRoot(str(home / "storage")).read_uri([app, asset], day))

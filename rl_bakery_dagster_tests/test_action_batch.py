@@ -17,7 +17,7 @@ from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
 from rl_bakery_dagster.examples.gym_simulator import tf_policy, write_day
 from rl_bakery_dagster.jobs import DAILY_JOB
-from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
+from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, stored, tiny_cartpole
 
 USERS = 3000
 
@@ -42,13 +42,11 @@ def test_every_user_gets_an_action_with_its_exact_propensity(
     result = definitions(home, app).resolve_job_def(DAILY_JOB).execute_in_process(partition_key=START)
     assert result.success
 
-    batch = pd.read_parquet(home / "storage" / "cartpole" / "action_batch" / f"dt={START}")
+    batch = pd.read_parquet(stored(home, "cartpole", "action_batch", START))
     assert sorted(batch.user_id) == list(range(USERS))
     batch = batch.sort_values("user_id").reset_index(drop=True)
 
-    saved = tf.saved_model.load(
-        str(home / "storage" / "cartpole" / "agent_checkpoint" / f"dt={START}" / GREEDY_POLICY)
-    )
+    saved = tf.saved_model.load(str(stored(home, "cartpole", "agent_checkpoint", START) / GREEDY_POLICY))
     observations = population[list(OBSERVATION_COLUMNS)].to_numpy(np.float32)
     in_process = tf_policy(saved)(
         np.zeros(USERS, np.int32), np.zeros(USERS, np.float32), np.ones(USERS, np.float32), observations

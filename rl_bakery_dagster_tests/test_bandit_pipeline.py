@@ -27,7 +27,7 @@ from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import read_json
-from rl_bakery_dagster_tests.apps import START, definitions
+from rl_bakery_dagster_tests.apps import START, definitions, stored
 
 ACTIONS = 4
 FEATURES = tuple(f"x{i}" for i in range(ACTIONS))
@@ -85,9 +85,7 @@ def bandit_app(home: Path, algorithm: str = "neural_epsilon_greedy") -> Applicat
 
 
 def evaluation(home: Path, day: str) -> dict:
-    return read_json(
-        str(home / "storage" / "toy_bandit" / "policy_evaluation" / f"dt={day}" / EVALUATION_RECORD)
-    )
+    return read_json(str(stored(home, "toy_bandit", "policy_evaluation", day) / EVALUATION_RECORD))
 
 
 def test_bandit_learns_and_is_judged_on_unseen_logs(spark, home: Path) -> None:
@@ -105,7 +103,7 @@ def test_bandit_learns_and_is_judged_on_unseen_logs(spark, home: Path) -> None:
     # trained on days 1-2 only, judged on day 3: far better than the uniform logging policy
     assert dr["lower"] > 0.6, last
     assert last["estimates"]["ips"]["lower"] > 0.5, last
-    batch = pd.read_parquet(home / "storage" / "toy_bandit" / "action_batch" / f"dt={shift_day(START, 2)}")
+    batch = pd.read_parquet(stored(home, "toy_bandit", "action_batch", shift_day(START, 2)))
     assert len(batch) == USERS
     assert batch.policy_version.str.startswith(f"toy_bandit@{shift_day(START, 2)}").all()
     population = pd.read_parquet(home / "population" / f"dt={START}").sort_values("user_id")
@@ -150,10 +148,8 @@ def test_gate_refuses_a_confidently_worse_candidate_and_deploys_the_last_accepte
     assert "confidently worse" in record["reason"]
     assert record["deployed_checkpoint"] == shift_day(START, 1)
     # nothing is lost: the refused checkpoint is still stored
-    assert (
-        home / "storage" / "toy_bandit" / "agent_checkpoint" / f"dt={refused_day}" / "checkpoint"
-    ).is_dir()
-    batch = pd.read_parquet(home / "storage" / "toy_bandit" / "action_batch" / f"dt={refused_day}")
+    assert (stored(home, "toy_bandit", "agent_checkpoint", refused_day) / "checkpoint").is_dir()
+    batch = pd.read_parquet(stored(home, "toy_bandit", "action_batch", refused_day))
     assert batch.policy_version.str.startswith(f"toy_bandit@{shift_day(START, 1)}").all()
     checks = [
         e.asset_check_evaluation_data

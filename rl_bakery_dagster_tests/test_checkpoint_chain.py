@@ -15,12 +15,18 @@ import tensorflow as tf
 from rl_bakery_dagster.checkpoint_format import CHECKPOINT, CHECKPOINT_PREFIX, GREEDY_POLICY
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.training.checkpoints import read_metrics
-from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
+from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, stored, tiny_cartpole
 
 DAYS = ["2024-01-01", "2024-01-02", "2024-01-03"]
 
 
 def checkpoint_dir(home: Path, day: str) -> Path:
+    """The committed version of `cartpole/agent_checkpoint[day]`."""
+    return stored(home, "cartpole", "agent_checkpoint", day)
+
+
+def partition_folder(home: Path, day: str) -> Path:
+    """Where `cartpole/agent_checkpoint[day]` keeps its versions: absent when nothing was ever placed."""
     return home / "storage" / "cartpole" / "agent_checkpoint" / f"dt={day}"
 
 
@@ -102,7 +108,7 @@ def test_a_day_without_its_previous_day_fails_clearly_and_writes_nothing(spark: 
     result = job.execute_in_process(partition_key="2024-01-02", raise_on_error=False, instance=instance)
     assert not result.success
     assert "agent_checkpoint[2024-01-01] is not materialised" in failure_message(result)
-    assert not checkpoint_dir(home, "2024-01-02").exists()
+    assert not partition_folder(home, "2024-01-02").exists()
 
 
 @pytest.mark.parametrize("seed", [11])  # any seed: two identical runs must agree bit for bit

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from rl_bakery_dagster.training.checkpoints import read_metrics
-from rl_bakery_dagster_tests.apps import log_random_days
+from rl_bakery_dagster_tests.apps import log_random_days, stored
 
 MODULE = "rl_bakery_dagster.examples.cartpole.definitions"
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -60,12 +60,12 @@ def test_job_execute_then_range_backfill(home: Path) -> None:
     )
     assert backfill.returncode == 0, backfill.stderr[-3000:]
 
-    checkpoints = home / "storage" / "cartpole" / "agent_checkpoint"
     restored = [
-        read_metrics(str(checkpoints / f"dt={d}"))["restored_from"] for d in ("2024-01-02", "2024-01-03")
+        read_metrics(str(stored(home, "cartpole", "agent_checkpoint", d)))["restored_from"]
+        for d in ("2024-01-02", "2024-01-03")
     ]
     assert restored == ["2024-01-01", "2024-01-02"]
-    assert "eval_return_mean" in read_metrics(str(checkpoints / "dt=2024-01-03"))
+    assert "eval_return_mean" in read_metrics(str(stored(home, "cartpole", "agent_checkpoint", "2024-01-03")))
 
 
 def test_workspace_loads_for_dagster_dev(home: Path) -> None:

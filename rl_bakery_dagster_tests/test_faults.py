@@ -19,7 +19,7 @@ import numpy as np
 from rl_bakery_dagster.examples.cartpole.application import cartpole_application
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days
-from rl_bakery_dagster_tests.test_checkpoint_chain import checkpoint_dir, variables
+from rl_bakery_dagster_tests.test_checkpoint_chain import checkpoint_dir, partition_folder, variables
 
 MODULE = "rl_bakery_dagster.examples.cartpole.definitions"
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -97,7 +97,7 @@ def test_sigkill_during_training_loses_nothing(spark, home: Path, tmp_path: Path
     config.write_text(LONG_TRAINING)
     kill_once_training(execute(home, NEXT_DAY, "--config", str(config)))
 
-    assert not checkpoint_dir(home, NEXT_DAY).exists()
+    assert not partition_folder(home, NEXT_DAY).exists()
     assert digest(checkpoint_dir(home, START)) == yesterday
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     checkpoint_key = dg.AssetKey(["cartpole", "agent_checkpoint"])

@@ -21,7 +21,7 @@ from rl_bakery_dagster.examples.notification_timing.simulator import SLOTS, Noti
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
-from rl_bakery_dagster_tests.apps import definitions
+from rl_bakery_dagster_tests.apps import definitions, stored
 
 USERS = 4000
 DAYS = 3
@@ -41,7 +41,6 @@ def test_policy_learns_when_to_send(spark, home: Path) -> None:
         agent=SMALL_AGENT, warehouse=str(home / "warehouse"), population=str(home / "population")
     )
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
-    storage = home / "storage" / NAME
 
     def materialise(day: str) -> None:
         assert job.execute_in_process(partition_key=day).success
@@ -52,7 +51,7 @@ def test_policy_learns_when_to_send(spark, home: Path) -> None:
         DAYS,
         str(home / "warehouse"),
         str(home / "population"),
-        lambda day: str(storage / "action_batch" / f"dt={day}"),
+        lambda day: str(stored(home, NAME, "action_batch", day)),
         materialise,
     )
     reports = [result.report for result in results]

@@ -21,7 +21,7 @@ from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import read_json
-from rl_bakery_dagster_tests.apps import definitions
+from rl_bakery_dagster_tests.apps import definitions, stored
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
 needs_sample = pytest.mark.skipif(
@@ -41,9 +41,7 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
     for day in days[:2]:
         assert job.execute_in_process(partition_key=day, run_config=GATE_CONFIG).success
 
-    record = read_json(
-        str(home / "storage" / "obd" / "policy_evaluation" / f"dt={days[1]}" / EVALUATION_RECORD)
-    )
+    record = read_json(str(stored(home, "obd", "policy_evaluation", days[1]) / EVALUATION_RECORD))
     logs = read_logs(SAMPLE)
     day = logs[logs.day == days[1]]
     assert record["rows"] == len(day)
@@ -60,7 +58,7 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
     ips, logged = record["estimates"]["ips"], record["estimates"]["logging"]
     assert ips["upper"] < logged["value"], record
     assert not record["accepted"] and "IPS" in record["reason"], record["reason"]
-    timesteps = pd.read_parquet(home / "storage" / "obd" / "timesteps" / f"dt={days[1]}")
+    timesteps = pd.read_parquet(stored(home, "obd", "timesteps", days[1]))
     assert len(timesteps) == len(day)
     # every impression gets exactly one of the 8 hash buckets of each user feature and one position
     buckets = [c for c in OBSERVATION_COLUMNS if "_bucket_" in c]

@@ -119,8 +119,9 @@ def test_concurrent_commits_to_one_partition_never_mix(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(commit, staged))
     assert "committed" in outcomes
-    contents = {p.read_text() for p in Path(final).iterdir()}
-    assert len(contents) == 1 and len(list(Path(final).iterdir())) == 3
+    current = Path(storage.read_uri(asset, START))
+    contents = {p.read_text() for p in current.iterdir()}
+    assert len(contents) == 1 and len(list(current.iterdir())) == 3
 
 
 def test_a_backfill_from_a_rematerialised_day_repairs_the_chain(spark, home: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.training.schedules import agent_learning_rates
-from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
+from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, stored, tiny_cartpole
 
 OBSERVATION = TensorSpec((4,), tf.float32)
 DISCRETE = BoundedTensorSpec((), tf.int64, minimum=0, maximum=1)
@@ -87,7 +87,7 @@ def test_a_restored_agent_continues_its_schedules_across_days(spark: object, hom
     time_step = ts.restart(observations, batch_size=2000)
     share_not_greedy = []
     for day in (days[0], days[2]):
-        policies = home / "storage" / "cartpole" / "agent_checkpoint" / f"dt={day}"
+        policies = stored(home, "cartpole", "agent_checkpoint", day)
         loaded = [tf.saved_model.load(str(policies / name)) for name in (GREEDY_POLICY, COLLECT_POLICY)]
         greedy, collect = (policy.action(time_step).action for policy in loaded)
         share_not_greedy.append(float(tf.reduce_mean(tf.cast(greedy != collect, tf.float32))))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from rl_bakery_dagster_tests.apps import stored
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "standalone_cluster.sh"
 TIMEOUT_SECONDS = 300
@@ -87,6 +89,6 @@ def test_daily_partition_runs_on_a_standalone_cluster(tmp_path: Path) -> None:
     assert f"master spark://127.0.0.1:{port}: application app-" in output, output[-4000:]
     assert "standalone cluster stopped" in output
     for asset in ("timesteps", "trajectories", "agent_checkpoint"):
-        assert (home / "storage" / "cartpole" / asset / f"dt={DAY}").is_dir(), asset
+        assert stored(home, "cartpole", asset, DAY).is_dir(), asset
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0, "the master still listens after the script"

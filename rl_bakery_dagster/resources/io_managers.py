@@ -1,8 +1,9 @@
 """IO managers: Spark DataFrames as daily Parquet folders, agents as checkpoint folders.
 
 Assets never build paths: these managers map an asset key and a day to
-`<root>/<asset key path>/dt=<day>/`, write through a staging folder and commit atomically
-(`StorageRoot.commit`), and hand downstream assets the partitions their mapping asks for.
+`<root>/<asset key path>/dt=<day>/`, write through a staging folder and commit a new version
+atomically (`StorageRoot.commit`, see `storage.py`), and hand downstream assets the current
+version of the partitions their mapping asks for.
 """
 
 import contextlib
@@ -91,8 +92,7 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
             staged_day = f"{staging}/{PARTITION_COLUMN}={d}"
             if not self._root.exists(staged_day):
                 spark.createDataFrame([], data_schema).write.parquet(staged_day)
-            final = self._root.partition_uri(asset_path, d)
-            self._root.commit(staged_day, final)
+            final = self._root.commit(staged_day, self._root.partition_uri(asset_path, d))
             metadata: dict[str, object] = {
                 "dagster/row_count": int(observed[f"{d}|rows"] or 0),
                 "path": final,
@@ -110,8 +110,8 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> DataFrame | ParquetPartitions:
         asset_path = list(context.asset_key.path)
         days = list(context.asset_partition_keys) if context.has_asset_partitions else []
-        uris = {d: self._root.partition_uri(asset_path, d) for d in days}
-        missing = [d for d, uri in uris.items() if not self._root.exists(uri)]
+        current = {d: self._root.current_uri(asset_path, d) for d in days}
+        missing = [d for d, uri in current.items() if uri is None]
         if missing:
             raise dg.Failure(
                 description=(
@@ -120,12 +120,13 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
                 ),
                 metadata={"missing_partitions": missing},
             )
+        uris = {d: uri for d, uri in current.items() if uri is not None}
         if context.dagster_type.typing_type is ParquetPartitions:
             return ParquetPartitions(uris)
         if not uris:
             raise dg.Failure(description=f"no partitions of {context.asset_key.to_user_string()} to read")
         spark = self.pyspark.spark_session
-        base = self._root.asset_uri(asset_path)
+        base = self._root.asset_uri(asset_path)  # `dt` comes from `<base>/dt=<day>/<version>/`
         frame = spark.read.option("basePath", base).parquet(*uris.values())
         return frame.withColumn(PARTITION_COLUMN, F.col(PARTITION_COLUMN).cast("string"))
 
@@ -165,8 +166,7 @@ class CheckpointIOManager(dg.ConfigurableIOManager):
             filesystem, staging_path = fs.FileSystem.from_uri(staging)
             filesystem.create_dir(staging_path, recursive=True)
             fs.copy_files(artifacts.local_dir, staging, destination_filesystem=filesystem)
-            final = self._root.partition_uri(asset_path, day)
-            self._root.commit(staging, final)
+            final = self._root.commit(staging, self._root.partition_uri(asset_path, day))
             shutil.rmtree(artifacts.local_dir, ignore_errors=True)
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(artifacts.local_dir))  # the run's scratch folder, once empty
@@ -175,5 +175,5 @@ class CheckpointIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> dict[str, str]:
         asset_path = list(context.asset_key.path)
         days = list(context.asset_partition_keys) if context.has_asset_partitions else []
-        uris = {d: self._root.partition_uri(asset_path, d) for d in days}
-        return {d: uri for d, uri in uris.items() if self._root.exists(uri)}
+        current = {d: self._root.current_uri(asset_path, d) for d in days}
+        return {d: uri for d, uri in current.items() if uri is not None}

@@ -63,7 +63,7 @@ def main() -> None:
         if offset == 0:
             policy, played_by = random_policy(product.action_space, args.seed), "a random policy"
         else:
-            saved = storage.partition_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
+            saved = storage.read_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
             policy, played_by = (
                 tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")),
                 "yesterday's collect policy",

@@ -94,7 +94,7 @@ def main() -> None:
         args.days,
         warehouse_uri(NAME),
         population_uri(),
-        lambda day: storage.partition_uri([NAME, "action_batch"], day),
+        lambda day: storage.read_uri([NAME, "action_batch"], day),
         materialise,
         on_day=show,
     )

@@ -59,7 +59,7 @@ def main() -> None:
         result = job.execute_in_process(partition_key=day, instance=instance, run_config=GATE_CONFIG)
         if not result.success:
             raise SystemExit(f"{day}: the run failed; see the Dagster UI (bash scripts/ui.sh)")
-        uri = storage.partition_uri(["obd", "policy_evaluation"], day)
+        uri = storage.read_uri(["obd", "policy_evaluation"], day)
         record = read_json(f"{uri}/{EVALUATION_RECORD}")
         estimates, observed = record["estimates"], record["logging_policies"]
         dr = estimates["dr"]
