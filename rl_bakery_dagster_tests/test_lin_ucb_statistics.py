@@ -15,7 +15,7 @@ import pandas as pd
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.training.checkpoints import restore_agent
-from rl_bakery_dagster_tests.apps import START, definitions
+from rl_bakery_dagster_tests.apps import START, definitions, stored
 from rl_bakery_dagster_tests.test_bandit_pipeline import (
     ACTIONS,
     FEATURES,
@@ -52,7 +52,7 @@ def test_lin_ucb_statistics_equal_the_closed_form_over_the_days_seen(spark: obje
     logs = [pd.read_parquet(home / "warehouse" / f"dt={day}") for day in DAYS]
     for index, day in enumerate(DAYS):
         agent = app.agent.build(app.schema.observation_spec(), app.action_space.tensor_spec(), 1)
-        restore_agent(agent, str(home / "storage" / "toy_bandit" / "agent_checkpoint" / f"dt={day}"))
+        restore_agent(agent, str(stored(home, "toy_bandit", "agent_checkpoint", day)))
         expected_a, expected_b = closed_form(logs[:index])  # lag 1: checkpoint d has seen days before d
         np.testing.assert_allclose(
             np.stack([m.numpy() for m in agent.cov_matrix]), expected_a, rtol=1e-4, atol=1e-3, err_msg=day
