@@ -9,9 +9,11 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from rl_bakery_dagster.application import FIRST, Application
+from rl_bakery_dagster.application import FIRST, Application, VersionedWarehouse
+from rl_bakery_dagster.assets.warehouse import warehouse_key
 from rl_bakery_dagster.partitions import single_run
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
+from rl_bakery_dagster.transforms.day_window import DAY_WINDOW_RULE, day_window_violations
 from rl_bakery_dagster.transforms.timesteps import to_contract
 from rl_bakery_dagster.transforms.validation import (
     TimestepContractError,
@@ -19,6 +21,7 @@ from rl_bakery_dagster.transforms.validation import (
     find_violations,
     rule_names,
 )
+from rl_bakery_dagster.warehouse import WarehouseReadError
 
 
 def check_results(
@@ -41,9 +44,26 @@ def check_results(
         )
 
 
+def warehouse_metadata(read: dict[str, dict[str, int | str | bool]]) -> dict[str, object]:
+    """What was read from the warehouse, per day: files, bytes, rows (footers) and fingerprint.
+
+    The fingerprint is the data version a later observation of `warehouse[d]` compares with.
+    """
+    if not read:
+        return {}
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "warehouse_files": sum(int(r["files"]) for r in read.values()),
+        "warehouse_bytes": sum(int(r["bytes"]) for r in read.values()),
+        "warehouse_read": dg.MetadataValue.json(read),
+    }
+    if len(read) == 1:
+        metadata["warehouse_fingerprint"] = str(next(iter(read.values()))["fingerprint"])
+    return metadata
+
+
 def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key = dg.AssetKey([app.name, "timesteps"])
-    names = rule_names(app.schema)
+    names = [*rule_names(app.schema), DAY_WINDOW_RULE]
 
     @dg.asset(
         key=key,
@@ -52,6 +72,7 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         io_manager_key="parquet_io_manager",
         group_name=app.name,
         kinds={"spark", "parquet"},
+        deps=[warehouse_key(app)],
         check_specs=[
             dg.AssetCheckSpec(name, asset=key, blocking=True, description=f"timestep contract: {name}")
             for name in names
@@ -66,14 +87,24 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         """
         spark = pyspark.spark_session
         days = context.partition_keys
-        frames, violations = [], []
+        frames: list[DataFrame] = []
+        violations: list[Violation] = []
+        read: dict[str, dict[str, int | str | bool]] = {}
         for day in days:
             try:
-                raw = app.warehouse.read(spark, day)
+                if isinstance(app.warehouse, VersionedWarehouse):
+                    recorded = app.warehouse.read_recorded(spark, day)
+                    raw, read[day] = recorded.frame, recorded.record()
+                else:
+                    raw = app.warehouse.read(spark, day)
+            except WarehouseReadError as error:
+                raise dg.Failure(f"the warehouse day {day} cannot be read exactly: {error}") from error
             except AnalysisException as error:
                 raise dg.Failure(f"the warehouse has no readable logs for {day}: {error}") from error
             try:
-                frames.append(to_contract(raw, app.schema, app.action_space, day))
+                frame = to_contract(raw, app.schema, app.action_space, day)
+                violations += day_window_violations(frame, app.schema, day)
+                frames.append(frame)
             except TimestepContractError as error:
                 violations += error.violations
         if not violations:
@@ -92,7 +123,8 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
                     "episodes_started": Metric("sum", (F.col("step_type") == FIRST).cast("int")),
                     "mean_reward": Metric("mean", F.when(F.col("step_type") != FIRST, F.col("reward"))),
                 },
-            )
+            ),
+            metadata=warehouse_metadata(read),
         )
         yield from check_results(key, names, [])
 
