@@ -222,6 +222,8 @@ def read_day(spark: SparkSession, uri: str, day: str, subfolders: SubfolderRule 
             "out, or declare ParquetWarehouse(subfolders='read') to read its files as more rows of "
             "the day)"
         )
+    if not listing.data_files and not listing.ignored:
+        raise WarehouseReadError(f"{listing.folder} does not exist or is empty: no logs for {day} yet")
     if not listing.data_files:
         raise WarehouseReadError(
             f"{listing.folder} holds no data files"

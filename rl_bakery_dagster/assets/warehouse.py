@@ -6,6 +6,12 @@ of the day's files. `timesteps[d]` depends on `warehouse[d]`, so Dagster stores 
 was built from; when a later observation finds day d changed (late rows, a restatement), the UI
 marks `timesteps[d]` and everything downstream of it stale. A day without an observation is not
 complete yet.
+
+A day is observed only when its version differs from the last one Dagster knows for it: its
+last observation, or the fingerprint `timesteps[d]` recorded when it read the day, whichever is
+newer. Dagster compares a day's newest observation with the one before the training run; a
+first observation of an unchanged day that was trained before it was ever observed would
+otherwise mark it stale for nothing.
 """
 
 from collections.abc import Mapping, Sequence
@@ -30,6 +36,27 @@ def observed_versions(app: Application, days: Sequence[str] | None) -> Mapping[s
     return {d: UNVERSIONED for d in complete if days is None or d in days}
 
 
+def last_known_version(instance: dg.DagsterInstance, app: Application, day: str) -> str | None:
+    """The newer of day's last observed version and the fingerprint timesteps[day] read."""
+    observed = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=warehouse_key(app), asset_partitions=[day]), limit=1
+    ).records
+    built = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey([app.name, "timesteps"]), asset_partitions=[day]),
+        limit=1,
+    ).records
+    candidates = []
+    if observed and observed[0].asset_observation is not None:
+        version = observed[0].asset_observation.tags.get("dagster/data_version")
+        candidates.append((observed[0].storage_id, version))
+    if built and built[0].asset_materialization is not None:
+        read = built[0].asset_materialization.metadata.get("warehouse_read")
+        day_read = read.value.get(day) if read is not None and isinstance(read.value, dict) else None
+        if isinstance(day_read, dict) and "fingerprint" in day_read:
+            candidates.append((built[0].storage_id, str(day_read["fingerprint"])))
+    return max(candidates)[1] if candidates else None
+
+
 def build_warehouse_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=warehouse_key(app),
@@ -47,7 +74,10 @@ def build_warehouse_asset(app: Application, partitions: dg.PartitionsDefinition)
         days = context.partition_keys if partitioned else None
         valid = set(partitions.get_partition_keys())
         versions = {d: v for d, v in observed_versions(app, days).items() if d in valid}
-        context.log.info(f"{len(versions)} complete day(s) observed")
-        return dg.DataVersionsByPartition(versions)
+        changed = {d: v for d, v in versions.items() if last_known_version(context.instance, app, d) != v}
+        context.log.info(
+            f"{len(versions)} complete day(s); new or changed: {', '.join(sorted(changed)) or 'none'}"
+        )
+        return dg.DataVersionsByPartition(changed)
 
     return warehouse
