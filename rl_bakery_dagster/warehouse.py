@@ -14,7 +14,8 @@ read nanosecond timestamps (pandas' and pyarrow's default). Instead:
 2. Each data file's footer (schema and row count; no rows) is read with pyarrow, in a few
    threads. A file that is not Parquet, or has a column type Spark cannot read, is refused with
    a sentence naming the file and the column. Zero-row files are skipped (an untyped empty file
-   written by pandas would otherwise force its `null` types on the day).
+   written by pandas would otherwise force its `null` types on the day); a day whose files are
+   all empty takes its columns from the best-typed one.
 3. Files with the same schema are read by Spark together (the rows stay on the executors);
    each group's columns are cast to the widest type of any group (int8 < ... < int64, float32 <
    float64, integer with floating point → float64, timestamps of any unit → Spark timestamps),
@@ -239,13 +240,11 @@ def read_day(spark: SparkSession, uri: str, day: str, subfolders: SubfolderRule 
     with_rows = [f for f in footers if f.rows > 0]
     skipped = tuple(f.file.path for f in footers if f.rows == 0)
     if not with_rows:
-        typed = [f for f in footers if not any(pa.types.is_null(c.type) for c in f.schema)]
-        if not typed:
-            raise WarehouseReadError(
-                f"every file of {listing.folder} is empty and none declares its column types "
-                "(all-null columns): write the day's empty file with typed columns"
-            )
-        with_rows = typed[:1]
+        # An empty day: its columns come from the best-typed file (Spark reads `null` as int, which
+        # the contract casts); zero rows, so no value depends on it.
+        typed = min(footers, key=lambda f: sum(pa.types.is_null(c.type) for c in f.schema))
+        frame = spark.read.parquet(f"{listing.folder}/{typed.file.path}")
+        return DayRead(frame, listing, 0, skipped)
     frame = _read_groups(spark, listing.folder, with_rows)
     return DayRead(frame, listing, sum(f.rows for f in footers), skipped)
 

@@ -140,6 +140,15 @@ def test_an_untyped_empty_file_is_skipped(spark, tmp_path: Path) -> None:
     assert sorted((r.user_id, r.x) for r in read.frame.collect()) == [(1, 0.5), (2, 1.5)]
 
 
+def test_a_day_of_untyped_empty_files_is_an_empty_day(spark, tmp_path: Path) -> None:
+    """The product logged nothing and pandas wrote object columns: zero rows, columns kept."""
+    pd.DataFrame({"user_id": pd.Series([], dtype=object), "version": pd.Series([], dtype=object)}).to_parquet(
+        folder(tmp_path) / "part-0.parquet"
+    )
+    read = read_day(spark, str(tmp_path), DAY)
+    assert read.frame.columns == ["user_id", "version"] and read.frame.count() == 0 and read.rows == 0
+
+
 def test_a_column_that_is_all_null_in_one_file_takes_the_other_files_type(spark, tmp_path: Path) -> None:
     """A file whose optional column happens to be all None is typed `null` by pandas."""
     day = folder(tmp_path)

@@ -4,8 +4,7 @@ An observable source asset partitioned like every other asset. Each observation 
 every *complete* day (the warehouse's `_SUCCESS` view), a data version that is the fingerprint
 of the day's files. `timesteps[d]` depends on `warehouse[d]`, so Dagster stores the version it
 was built from; when a later observation finds day d changed (late rows, a restatement), the UI
-marks `timesteps[d]` and everything downstream of it stale. A day without an observation is not
-complete yet.
+marks `timesteps[d]` stale. Incomplete days are never observed.
 
 A day is observed only when its version differs from the last one Dagster knows for it: its
 last observation, or the fingerprint `timesteps[d]` recorded when it read the day, whichever is
@@ -14,6 +13,7 @@ first observation of an unchanged day that was trained before it was ever observ
 otherwise mark it stale for nothing.
 """
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import dagster as dg
@@ -58,6 +58,12 @@ def last_known_version(instance: dg.DagsterInstance, app: Application, day: str)
 
 
 def build_warehouse_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.SourceAsset:
+    with warnings.catch_warnings():  # observable sources are beta in 1.13; the warning is noise to users
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _observable_warehouse(app, partitions)
+
+
+def _observable_warehouse(app: Application, partitions: dg.PartitionsDefinition) -> dg.SourceAsset:
     @dg.observable_source_asset(
         key=warehouse_key(app),
         partitions_def=partitions,
@@ -65,7 +71,7 @@ def build_warehouse_asset(app: Application, partitions: dg.PartitionsDefinition)
         description=(
             f"The logs {app.name}'s product writes, one folder per day (outside Dagster). An "
             "observation lists the complete days and fingerprints their files: a day observed with "
-            "a new version after training makes its timesteps and everything downstream stale; "
+            "a new version after training makes its timesteps partition stale; "
             "repair by re-materialising from that day."
         ),
     )
@@ -78,6 +84,8 @@ def build_warehouse_asset(app: Application, partitions: dg.PartitionsDefinition)
         context.log.info(
             f"{len(versions)} complete day(s); new or changed: {', '.join(sorted(changed)) or 'none'}"
         )
-        return dg.DataVersionsByPartition(changed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return dg.DataVersionsByPartition(changed)
 
     return warehouse
