@@ -8,9 +8,9 @@ it into Dagster definitions; nothing else is required.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tf_agents.specs import BoundedTensorSpec
 
     from rl_bakery_dagster.resources.agents import TFAgentsResource
+    from rl_bakery_dagster.warehouse import DayRead
 
 FIRST, MID, LAST = 0, 1, 2
 """TF-Agents `StepType` values, as stored in the `step_type` column."""
@@ -84,8 +85,17 @@ class TimestepSchema:
     policy_version_column: str | None = None
     single_step: bool = False
     """Bandit logs: every row is its own one-step episode, so step type and discount are not read."""
+    day_time_zone: str = "UTC"
+    """Time zone of the warehouse's day folders: a timestamp timestep of day d must lie in
+    [d 00:00, d+1 00:00) there (a timestamp without a zone is read as wall-clock time there)."""
 
     def __post_init__(self) -> None:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(self.day_time_zone)
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"day_time_zone {self.day_time_zone!r} is not an IANA time zone") from error
         if not self.env_id_columns:
             raise ValueError("the timestep schema needs at least one env id column")
         if not self.observation_columns:
@@ -141,17 +151,46 @@ class Warehouse(Protocol):
         ...
 
 
+@runtime_checkable
+class VersionedWarehouse(Warehouse, Protocol):
+    """A warehouse that can say what it read and fingerprint its days, so late changes show."""
+
+    def read_recorded(self, spark: SparkSession, day: str) -> DayRead:
+        """Day `day`'s rows and the record of its files (count, bytes, rows, fingerprint)."""
+        ...
+
+    def day_versions(self, days: Sequence[str] | None = None) -> Mapping[str, str]:
+        """Complete days (of `days`, or all) → a fingerprint that changes when the day's files change."""
+        ...
+
+
 @dataclass(frozen=True)
 class ParquetWarehouse:
     """A warehouse of `dt=YYYY-MM-DD/` Parquet folders; a day is complete once `_SUCCESS` exists.
 
     `uri` is anything Spark and `pyarrow.fs` can open: a local folder, `s3://`, `gs://`, `hdfs://`.
+    Exactly the data files of a day folder are read (`rl_bakery_dagster/warehouse.py`);
+    `subfolders="read"` reads files in subfolders of a day folder as more rows of that day
+    (by default a subfolder is refused, naming it).
     """
 
     uri: str
+    subfolders: Literal["refuse", "read"] = "refuse"
 
     def read(self, spark: SparkSession, day: str) -> DataFrame:
-        return spark.read.parquet(f"{self.uri.rstrip('/')}/dt={day}")
+        return self.read_recorded(spark, day).frame
+
+    def read_recorded(self, spark: SparkSession, day: str) -> DayRead:
+        from rl_bakery_dagster.warehouse import read_day
+
+        return read_day(spark, self.uri, day, self.subfolders)
+
+    def day_versions(self, days: Sequence[str] | None = None) -> dict[str, str]:
+        from rl_bakery_dagster.warehouse import list_day
+
+        complete = self.complete_days()
+        wanted = complete if days is None else [d for d in days if d in set(complete)]
+        return {day: list_day(self.uri, day, self.subfolders).fingerprint for day in wanted}
 
     def complete_days(self) -> list[str]:
         from pyarrow import fs

@@ -13,7 +13,13 @@ from rl_bakery_dagster.assets.checkpoints import build_checkpoint_asset
 from rl_bakery_dagster.assets.evaluation import build_policy_evaluation_asset
 from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
-from rl_bakery_dagster.jobs import build_daily_job, build_daily_schedule
+from rl_bakery_dagster.assets.warehouse import build_warehouse_asset, warehouse_key
+from rl_bakery_dagster.jobs import (
+    build_daily_job,
+    build_daily_schedule,
+    build_observation_job,
+    build_observation_schedule,
+)
 from rl_bakery_dagster.local_instance import ensure_dagster_home
 from rl_bakery_dagster.partitions import daily_partitions
 from rl_bakery_dagster.resources.agents import with_application_defaults
@@ -45,8 +51,10 @@ def build_definitions(
     root = storage or storage_uri(home)
     partitions = daily_partitions(app.start_date)
     job = build_daily_job(app, partitions)
+    observe = build_observation_job(warehouse_key(app))
     pyspark = spark_resource(home)
     assets = [
+        build_warehouse_asset(app, partitions),
         build_timesteps_asset(app, partitions),
         build_trajectories_asset(app, partitions),
         build_checkpoint_asset(app, partitions),
@@ -57,8 +65,8 @@ def build_definitions(
         assets.append(build_action_batch_asset(app, partitions))
     return dg.Definitions(
         assets=assets,
-        jobs=[job],
-        schedules=[build_daily_schedule(job)],
+        jobs=[job, observe],
+        schedules=[build_daily_schedule(job), build_observation_schedule(observe)],
         sensors=[build_warehouse_sensor(app, job, partitions)],
         resources={
             "pyspark": pyspark,

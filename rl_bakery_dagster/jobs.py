@@ -31,3 +31,31 @@ def build_daily_job(app: Application, partitions: dg.PartitionsDefinition) -> Un
 def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
     """The alternative to the sensor: run yesterday's partition every day at 02:00 UTC."""
     return dg.build_schedule_from_partitioned_job(job, hour_of_day=2, minute_of_hour=0, name="daily_schedule")
+
+
+OBSERVE_JOB = "observe_warehouse"
+
+
+def build_observation_job(warehouse: dg.AssetKey) -> UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(
+        OBSERVE_JOB,
+        selection=dg.AssetSelection.assets(warehouse),
+        description=(
+            "Lists the warehouse's complete days and records each one's fingerprint; a day that "
+            "changed after training makes its timesteps (and what follows) stale in the UI."
+        ),
+    )
+
+
+def build_observation_schedule(job: UnresolvedAssetJobDefinition) -> dg.ScheduleDefinition:
+    """Observes the warehouse every hour (a listing per complete day; no data is read)."""
+    return dg.ScheduleDefinition(
+        name="warehouse_observation_schedule",
+        job=job,
+        cron_schedule="17 * * * *",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Hourly observation of the warehouse: which days are complete, and whether a trained "
+            "day changed since."
+        ),
+    )

@@ -13,13 +13,22 @@ def test_definitions_of_an_application(home: Path) -> None:
     defs.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"cartpole/timesteps", "cartpole/trajectories", "cartpole/agent_checkpoint"}
+    assert keys == {
+        "cartpole/warehouse",
+        "cartpole/timesteps",
+        "cartpole/trajectories",
+        "cartpole/agent_checkpoint",
+    }
+    warehouse = dg.AssetKey(["cartpole", "warehouse"])
+    assert graph.get(warehouse).is_observable and graph.get(warehouse).is_external
+    assert graph.get(dg.AssetKey(["cartpole", "timesteps"])).parent_keys == {warehouse}
     checkpoint = dg.AssetKey(["cartpole", "agent_checkpoint"])
     assert graph.get(checkpoint).parent_keys == {dg.AssetKey(["cartpole", "trajectories"]), checkpoint}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert node.partitions_def.start.date().isoformat() == "2024-01-01"
+        if key != warehouse:  # the daily job's assets; the observation has its own job
+            assert node.backfill_policy == dg.BackfillPolicy.single_run()
 
     checks = {key.name for key in graph.asset_check_keys if key.asset_key.path[-1] == "timesteps"}
     assert {
@@ -34,6 +43,8 @@ def test_definitions_of_an_application(home: Path) -> None:
     assert job.tags["rl_bakery/app"] == "cartpole"
     assert defs.resolve_schedule_def("daily_schedule").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("cartpole_warehouse_sensor").job_name == DAILY_JOB
+    assert warehouse not in {n.key for n in job.asset_layer.asset_graph.asset_nodes if n.is_executable}
+    assert defs.resolve_schedule_def("warehouse_observation_schedule").job_name == "observe_warehouse"
 
 
 def test_the_example_module_loads() -> None:

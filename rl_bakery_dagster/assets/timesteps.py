@@ -1,5 +1,6 @@
 """`timesteps[d]`: the warehouse logs of day d, validated against the timestep contract."""
 
+import json
 from collections.abc import Iterator
 from functools import reduce
 
@@ -9,9 +10,11 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from rl_bakery_dagster.application import FIRST, Application
+from rl_bakery_dagster.application import FIRST, Application, VersionedWarehouse
+from rl_bakery_dagster.assets.warehouse import warehouse_key
 from rl_bakery_dagster.partitions import single_run
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
+from rl_bakery_dagster.transforms.day_window import DAY_WINDOW_RULE, day_window_violations
 from rl_bakery_dagster.transforms.timesteps import to_contract
 from rl_bakery_dagster.transforms.validation import (
     TimestepContractError,
@@ -19,6 +22,7 @@ from rl_bakery_dagster.transforms.validation import (
     find_violations,
     rule_names,
 )
+from rl_bakery_dagster.warehouse import WarehouseReadError
 
 
 def check_results(
@@ -31,7 +35,9 @@ def check_results(
         if broken:
             metadata["columns"] = ", ".join(c for v in broken for c in v.columns)
             metadata["rule"] = broken[0].description
-            metadata["samples"] = dg.MetadataValue.json({", ".join(v.columns): v.samples for v in broken})
+            samples = {", ".join(v.columns): v.samples for v in broken}
+            # timestamps (and other non-JSON values) in sample rows are shown as text
+            metadata["samples"] = dg.MetadataValue.json(json.loads(json.dumps(samples, default=str)))
         yield dg.AssetCheckResult(
             asset_key=key,
             check_name=name,
@@ -41,9 +47,38 @@ def check_results(
         )
 
 
+def warehouse_metadata(read: dict[str, dict[str, int | str | bool]]) -> dict[str, object]:
+    """What was read from the warehouse, per day: files, bytes, rows (footers) and fingerprint.
+
+    The fingerprint is the data version a later observation of `warehouse[d]` compares with.
+    """
+    if not read:
+        return {}
+    metadata: dict[str, dg.RawMetadataValue] = {
+        "warehouse_files": sum(int(r["files"]) for r in read.values()),
+        "warehouse_bytes": sum(int(r["bytes"]) for r in read.values()),
+        "warehouse_read": dg.MetadataValue.json(read),
+    }
+    if len(read) == 1:
+        metadata["warehouse_fingerprint"] = str(next(iter(read.values()))["fingerprint"])
+    return metadata
+
+
+def warn_if_warehouse_never_observed(context: dg.AssetExecutionContext, app: Application) -> None:
+    """Dagster tracks a change of warehouse[d] only relative to an observation made before the run."""
+    observed = context.instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=warehouse_key(app)), limit=1
+    ).records
+    if not observed:
+        context.log.warning(
+            f"{app.name}/warehouse has never been observed: a later change to these days will not "
+            "show as stale; run the observe_warehouse job once (its schedule runs hourly)"
+        )
+
+
 def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key = dg.AssetKey([app.name, "timesteps"])
-    names = rule_names(app.schema)
+    names = [*rule_names(app.schema), DAY_WINDOW_RULE]
 
     @dg.asset(
         key=key,
@@ -52,6 +87,7 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         io_manager_key="parquet_io_manager",
         group_name=app.name,
         kinds={"spark", "parquet"},
+        deps=[warehouse_key(app)],
         check_specs=[
             dg.AssetCheckSpec(name, asset=key, blocking=True, description=f"timestep contract: {name}")
             for name in names
@@ -66,19 +102,29 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         """
         spark = pyspark.spark_session
         days = context.partition_keys
-        frames, violations = [], []
+        warn_if_warehouse_never_observed(context, app)
+        frames: list[DataFrame] = []
+        violations: list[Violation] = []
+        outside_day: list[Violation] = []
+        read: dict[str, dict[str, int | str | bool]] = {}
         for day in days:
             try:
-                raw = app.warehouse.read(spark, day)
-            except AnalysisException as error:
+                if isinstance(app.warehouse, VersionedWarehouse):
+                    recorded = app.warehouse.read_recorded(spark, day)
+                    raw, read[day] = recorded.frame, recorded.record()
+                else:
+                    raw = app.warehouse.read(spark, day)
+            except (WarehouseReadError, AnalysisException) as error:
                 raise dg.Failure(f"the warehouse has no readable logs for {day}: {error}") from error
             try:
-                frames.append(to_contract(raw, app.schema, app.action_space, day))
+                frame = to_contract(raw, app.schema, app.action_space, day)
+                outside_day += day_window_violations(frame, app.schema, day)
+                frames.append(frame)
             except TimestepContractError as error:
                 violations += error.violations
         if not violations:
             frame = reduce(DataFrame.unionByName, frames)
-            violations = find_violations(frame, app.schema, app.action_space)
+            violations = [*outside_day, *find_violations(frame, app.schema, app.action_space)]
         if violations:
             yield from check_results(key, names, violations)
             error = TimestepContractError(", ".join(days), violations)
@@ -92,7 +138,8 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
                     "episodes_started": Metric("sum", (F.col("step_type") == FIRST).cast("int")),
                     "mean_reward": Metric("mean", F.when(F.col("step_type") != FIRST, F.col("reward"))),
                 },
-            )
+            ),
+            metadata=warehouse_metadata(read),
         )
         yield from check_results(key, names, [])
 
