@@ -69,6 +69,12 @@ class ActionSpace:
         )
 
 
+DEFAULT_MAX_ABS_VALUE = 1e6
+"""Observations and rewards above this magnitude are refused: training in float32 stays finite (the
+squares in a TD loss and in Adam's moments stay far below float32's 3.4e38), every integer up to
+it is exact in float32, and realistic features (counts, seconds in a day, prices in cents) fit."""
+
+
 @dataclass(frozen=True)
 class TimestepSchema:
     """Column names of the timestep contract (DESIGN.md) for one application."""
@@ -84,12 +90,16 @@ class TimestepSchema:
     policy_version_column: str | None = None
     single_step: bool = False
     """Bandit logs: every row is its own one-step episode, so step type and discount are not read."""
+    max_abs_value: float = DEFAULT_MAX_ABS_VALUE
+    """Largest |value| accepted in an observation or reward column (docs/RELIABILITY.md)."""
 
     def __post_init__(self) -> None:
         if not self.env_id_columns:
             raise ValueError("the timestep schema needs at least one env id column")
         if not self.observation_columns:
             raise ValueError("the timestep schema needs at least one observation column")
+        if not 0 < self.max_abs_value < 3.4e38:
+            raise ValueError(f"max_abs_value {self.max_abs_value} must be positive and below float32's max")
 
     @property
     def observation_size(self) -> int:
