@@ -361,9 +361,7 @@ def with_history(
     previous = (
         F.lit(None).cast(T.IntegerType())
         if schema.single_step
-        else F.coalesce(
-            F.lag("step_type").over(same_day), F.max_by("step_type", timestep).over(earlier_rows)
-        )
+        else F.coalesce(F.lag("step_type").over(same_day), F.max_by("step_type", timestep).over(earlier_rows))
     )
     return (
         rows.select(
