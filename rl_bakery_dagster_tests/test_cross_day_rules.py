@@ -195,3 +195,26 @@ def test_a_type_that_changes_between_days_is_refused(
     assert [(v.rule, v.columns, v.days) for v in refused.value.violations] == [
         ("contract_columns", ("ts",), (TODAY,))
     ]
+
+
+@pytest.mark.parametrize("timestamp_type", ["timestamp", "timestamp_ntz"])  # both Spark timestamp types
+def test_timestamp_ids_follow_the_same_rules(
+    spark, two_days: tuple[pd.DataFrame, pd.DataFrame], timestamp_type: str
+) -> None:
+    """Timestamps order timesteps like integer ids: valid days pass, a day before 1970 and a day
+    whose timestamps go back across midnight are refused."""
+    from pyspark.sql import functions as F
+
+    def contract(frame: pd.DataFrame, day: str, offset_seconds: int = 1_700_000_000):
+        raw = spark.createDataFrame(frame.assign(ts=frame.ts + offset_seconds))
+        raw = raw.withColumn("ts", F.timestamp_seconds("ts").cast(timestamp_type))
+        return to_contract(raw, APP.schema, APP.action_space, day)
+
+    def rules(today, earlier) -> list[str]:
+        return [v.rule for v in find_violations(today, APP.schema, APP.action_space, earlier, 1)]
+
+    yesterday, today = two_days
+    assert rules(contract(today, TODAY), contract(yesterday, YESTERDAY)) == []
+    assert rules(contract(today, TODAY, -10_000), None) == ["timestep_id_not_negative"]
+    back = contract(yesterday, YESTERDAY, 1_700_001_000)
+    assert rules(contract(today, TODAY), back) == ["increasing_across_days"]

@@ -195,8 +195,20 @@ def _beyond(column: str, bound: float) -> Column:
     return (size > bound) & (size < float("inf"))
 
 
-def contract_rules(schema: TimestepSchema, action_space: ActionSpace) -> list[Rule]:
-    """Row-level rules of the contract, on a frame produced by `to_contract` and `with_history`."""
+def _negative(column: str, data_type: T.DataType) -> Column:
+    """An id below zero; a timestamp before 1970-01-01 (UTC)."""
+    if isinstance(data_type, T.TimestampType | T.TimestampNTZType):
+        return F.unix_micros(F.col(column).cast(T.TimestampType())) < 0
+    return F.col(column) < 0
+
+
+def contract_rules(
+    schema: TimestepSchema, action_space: ActionSpace, timestep_type: T.DataType | None = None
+) -> list[Rule]:
+    """Row-level rules of the contract, on a frame produced by `to_contract` and `with_history`.
+
+    `timestep_type`: the type of the frame's timestep id column (integer when not given).
+    """
     timestep = schema.timestep_column
     bound = schema.max_abs_value
     rules = [
@@ -216,7 +228,7 @@ def contract_rules(schema: TimestepSchema, action_space: ActionSpace) -> list[Ru
             "timestep_id_not_negative",
             (timestep,),
             "timestep ids must not be negative (timestamps: not before 1970-01-01)",
-            F.col(timestep).cast(T.LongType()) < 0,
+            _negative(timestep, timestep_type or T.LongType()),
         ),
         *[
             Rule("finite_observation", (c,), "must be a finite number", _not_finite(c))
@@ -389,7 +401,7 @@ def find_violations(
     """
     columns = timesteps.columns
     rows = with_history(timesteps, schema, earlier, earlier_days)
-    rules = contract_rules(schema, action_space)
+    rules = contract_rules(schema, action_space, timesteps.schema[schema.timestep_column].dataType)
     counts = rows.agg(
         *[F.sum(F.when(rule.offending, 1).otherwise(0)).alias(f"r{i}") for i, rule in enumerate(rules)]
     ).first()
