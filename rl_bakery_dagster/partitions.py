@@ -40,6 +40,11 @@ def lookback(days: int) -> dg.TimeWindowPartitionMapping:
     return _time_window_mapping(-days, 0)
 
 
+def earlier_days(days: int) -> dg.TimeWindowPartitionMapping:
+    """timesteps[d-days .. d-1]: the stored days that day d is validated against."""
+    return _time_window_mapping(-days, -1)
+
+
 def training_window(lag_days: int, window_days: int) -> dg.TimeWindowPartitionMapping:
     """trajectories[d-lag-window+1 .. d-lag]: the transitions agent_checkpoint[d] trains on."""
     return _time_window_mapping(-(lag_days + window_days - 1), -lag_days)

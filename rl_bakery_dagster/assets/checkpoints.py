@@ -65,7 +65,7 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
         previous_checkpoint: dict[str, str],
     ) -> dict[str, AgentArtifacts]:
         """The agent after training on the day's window, with its exported greedy and collect policies."""
-        from rl_bakery_dagster.training.daily import train_day
+        from rl_bakery_dagster.training.daily import TrainingDivergedError, train_day
 
         days = sorted(context.partition_keys)
         first_previous = shift_day(days[0], -1)
@@ -88,9 +88,12 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
                     in_window = window_days(day, settings.lag_days, settings.window_days)
                     window = {d: uri for d, uri in trajectories.uris.items() if d in in_window}
                     folder = os.path.join(scratch, day)
-                    metadata = train_day(
-                        app, agent, day, previous, previous_folder, window, folder, context.log
-                    )
+                    try:
+                        metadata = train_day(
+                            app, agent, day, previous, previous_folder, window, folder, context.log
+                        )
+                    except TrainingDivergedError as error:
+                        raise dg.Failure(description=str(error), metadata={"day": day}) from error
                     outputs[day] = AgentArtifacts(folder)
                     previous_folder, previous = folder, day
                     if len(days) == 1:

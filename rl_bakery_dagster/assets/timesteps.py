@@ -12,14 +12,16 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import FIRST, Application, VersionedWarehouse
 from rl_bakery_dagster.assets.warehouse import warehouse_key
-from rl_bakery_dagster.partitions import single_run
-from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
+from rl_bakery_dagster.partitions import earlier_days, shift_day, single_run
+from rl_bakery_dagster.resources.io_managers import STORED_ONLY, Metric, ParquetPartitions, SparkOutput
 from rl_bakery_dagster.transforms.day_window import DAY_WINDOW_RULE, day_window_violations
 from rl_bakery_dagster.transforms.timesteps import to_contract
 from rl_bakery_dagster.transforms.validation import (
     TimestepContractError,
     Violation,
+    check_same_types,
     find_violations,
+    refused_days,
     rule_names,
 )
 from rl_bakery_dagster.warehouse import WarehouseReadError
@@ -76,12 +78,27 @@ def warn_if_warehouse_never_observed(context: dg.AssetExecutionContext, app: App
         )
 
 
+def earlier_days_checked(app: Application) -> int:
+    """Days before its own that a day is validated against: the lookback, and at least one.
+
+    With at least the previous day, ids that restart at midnight and a day folder that repeats
+    yesterday's rows are refused even when no transition crosses midnight.
+    """
+    return max(1, app.trajectory.lookback_days)
+
+
 def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     key = dg.AssetKey([app.name, "timesteps"])
     names = [*rule_names(app.schema), DAY_WINDOW_RULE]
+    checked_days = earlier_days_checked(app)
 
     @dg.asset(
         key=key,
+        ins={
+            "earlier": dg.AssetIn(
+                key=key, partition_mapping=earlier_days(checked_days), metadata={STORED_ONLY: True}
+            )
+        },
         partitions_def=partitions,
         backfill_policy=single_run,
         io_manager_key="parquet_io_manager",
@@ -94,16 +111,18 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         ],
     )
     def timesteps(
-        context: dg.AssetExecutionContext, pyspark: PySparkResource
+        context: dg.AssetExecutionContext, pyspark: PySparkResource, earlier: ParquetPartitions
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Validated warehouse logs of the day, in the timestep contract.
 
-        A day that breaks a rule fails its checks and writes nothing.
+        Each day is checked on its own rows and against the days before it; a day that breaks a
+        rule fails its checks and writes nothing.
         """
         spark = pyspark.spark_session
-        days = context.partition_keys
+        days = sorted(context.partition_keys)
         warn_if_warehouse_never_observed(context, app)
-        frames: list[DataFrame] = []
+        stored = stored_days_before(earlier, days[0], checked_days, app.start_date, key)
+        frames: dict[str, DataFrame] = {}
         violations: list[Violation] = []
         outside_day: list[Violation] = []
         read: dict[str, dict[str, int | str | bool]] = {}
@@ -117,17 +136,26 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
             except (WarehouseReadError, AnalysisException) as error:
                 raise dg.Failure(f"the warehouse has no readable logs for {day}: {error}") from error
             try:
-                frame = to_contract(raw, app.schema, app.action_space, day)
-                outside_day += day_window_violations(frame, app.schema, day)
-                frames.append(frame)
+                frames[day] = to_contract(raw, app.schema, app.action_space, day)
+                outside_day += day_window_violations(frames[day], app.schema, day)
+            except TimestepContractError as error:
+                violations += error.violations
+        history = stored.read(spark)
+        if not violations:
+            try:
+                earlier_frames = {} if history is None else {"the earlier days": history}
+                check_same_types({**earlier_frames, **frames})
             except TimestepContractError as error:
                 violations += error.violations
         if not violations:
-            frame = reduce(DataFrame.unionByName, frames)
-            violations = [*outside_day, *find_violations(frame, app.schema, app.action_space)]
+            frame = reduce(DataFrame.unionByName, frames.values())
+            violations = [
+                *outside_day,
+                *find_violations(frame, app.schema, app.action_space, history, checked_days),
+            ]
         if violations:
             yield from check_results(key, names, violations)
-            error = TimestepContractError(", ".join(days), violations)
+            error = TimestepContractError(", ".join(refused_days(violations) or days), violations)
             raise dg.Failure(
                 description=str(error), metadata={"failed_rules": sorted({v.rule for v in violations})}
             )
@@ -144,3 +172,23 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         yield from check_results(key, names, [])
 
     return timesteps
+
+
+def stored_days_before(
+    earlier: ParquetPartitions, first_day: str, days: int, start_date: str, key: dg.AssetKey
+) -> ParquetPartitions:
+    """The stored partitions of the `days` days before `first_day`; all of them must exist.
+
+    Days of the run itself are validated in this run, so their stored versions are ignored.
+    """
+    wanted = [d for d in (shift_day(first_day, -offset) for offset in range(days, 0, -1)) if d >= start_date]
+    missing = [d for d in wanted if d not in earlier.uris]
+    if missing:
+        raise dg.Failure(
+            description=(
+                f"{key.to_user_string()} is not materialised for {missing}; "
+                "materialise (or backfill) those days first: each day is validated against them."
+            ),
+            metadata={"missing_partitions": missing},
+        )
+    return ParquetPartitions({d: earlier.uris[d] for d in wanted})

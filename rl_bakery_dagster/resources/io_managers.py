@@ -12,12 +12,13 @@ import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Literal, NamedTuple
 
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyarrow import fs
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.resources.storage import StorageRoot
@@ -60,6 +61,19 @@ class ParquetPartitions:
                 i.path for i in infos if i.type == fs.FileType.File and i.path.endswith(".parquet")
             )
         return filesystem, found
+
+    def read(self, spark: SparkSession) -> DataFrame | None:
+        """The partitions as one Spark frame with its `dt` column (None when there are none)."""
+        frames = [
+            spark.read.parquet(uri).withColumn(PARTITION_COLUMN, F.lit(day))
+            for day, uri in sorted(self.uris.items())
+        ]
+        return reduce(DataFrame.unionByName, frames) if frames else None
+
+
+STORED_ONLY = "rl_bakery/stored_only"
+"""Input metadata: load only the partitions that are stored, for a self-dependency whose other
+partitions this run writes (the asset decides which missing days matter)."""
 
 
 class SparkParquetIOManager(dg.ConfigurableIOManager):
@@ -111,6 +125,8 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         asset_path = list(context.asset_key.path)
         days = list(context.asset_partition_keys) if context.has_asset_partitions else []
         current = {d: self._root.current_uri(asset_path, d) for d in days}
+        if context.definition_metadata.get(STORED_ONLY):
+            current = {d: uri for d, uri in current.items() if uri is not None}
         missing = [d for d, uri in current.items() if uri is None]
         if missing:
             raise dg.Failure(

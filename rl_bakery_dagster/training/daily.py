@@ -18,11 +18,25 @@ from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
 from rl_bakery_dagster.training.trainer import (
+    NonFiniteLossError,
     TrainingStats,
     count_rows,
     train_each_row_once,
     train_on_transitions,
 )
+
+
+class TrainingDivergedError(ArithmeticError):
+    """A day's training went non-finite: that day gets no checkpoint, the previous one is untouched."""
+
+    def __init__(self, app: str, day: str, window: list[str], cause: NonFiniteLossError):
+        self.app, self.day = app, day
+        super().__init__(
+            f"{app}: training agent_checkpoint[{day}] produced {cause} on the transitions of "
+            f"{', '.join(window)}; no checkpoint is written for {day}. Look for extreme "
+            "observations or rewards in those days (lower TimestepSchema.max_abs_value to refuse "
+            "them) or lower the learning rate, then re-run the day."
+        )
 
 
 def transition_layout(app: Application) -> TransitionLayout:
@@ -100,17 +114,20 @@ def train_day(
             log=log,
         )
     else:
-        stats = train_on_transitions(
-            agent,
-            filesystem,
-            files,
-            transition_layout(app),
-            train_steps=settings.train_steps_per_day,
-            batch_size=settings.batch_size,
-            shuffle_rows=settings.shuffle_buffer_rows,
-            seed=settings.seed * 100_003 + days_between(app.start_date, day),
-            log=log,
-        )
+        try:
+            stats = train_on_transitions(
+                agent,
+                filesystem,
+                files,
+                transition_layout(app),
+                train_steps=settings.train_steps_per_day,
+                batch_size=settings.batch_size,
+                shuffle_rows=settings.shuffle_buffer_rows,
+                seed=settings.seed * 100_003 + days_between(app.start_date, day),
+                log=log,
+            )
+        except NonFiniteLossError as error:
+            raise TrainingDivergedError(app.name, day, sorted(window), error) from error
     metadata: dict[str, object] = {
         **stats.as_metadata(),
         **(

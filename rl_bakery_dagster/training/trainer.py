@@ -62,6 +62,19 @@ class TrainingStats:
         return metadata
 
 
+class NonFiniteLossError(ArithmeticError):
+    """Training produced a non-finite loss or weights; the agent must not be saved."""
+
+    def __init__(self, step: int, train_steps: int, loss: float | None):
+        self.step, self.train_steps, self.loss = step, train_steps, loss
+        what = "non-finite weights" if loss is None else f"a non-finite loss ({loss})"
+        super().__init__(f"{what} at train step {step} of {train_steps}")
+
+
+def _finite_weights(agent: TFAgent) -> bool:
+    return all(bool(np.isfinite(v.numpy()).all()) for v in agent.variables if v.dtype.is_floating)
+
+
 def count_rows(filesystem: fs.FileSystem, files: Sequence[str]) -> int:
     """Rows of the given Parquet files, from their footers only."""
     total = 0
@@ -141,7 +154,8 @@ def train_on_transitions(
     """Runs `train_steps` agent updates on shuffled batches of the stored transitions.
 
     With fewer transitions than one batch, nothing is trained and `skipped` says so: the agent
-    is carried forward unchanged rather than updated on a degenerate batch.
+    is carried forward unchanged rather than updated on a degenerate batch. Raises
+    `NonFiniteLossError` as soon as a loss (or, at the end, a weight) is not finite.
     """
     tf.config.experimental.enable_op_determinism()
     started = time.monotonic()
@@ -163,10 +177,19 @@ def train_on_transitions(
     last_report = time.monotonic()
     log.info(f"training {train_steps} steps on {transitions} transitions from {len(files)} file(s)")
     for step, experience in enumerate(dataset.take(train_steps)):
-        losses[step] = float(train(experience).loss)
+        try:
+            losses[step] = float(train(experience).loss)
+        except tf.errors.InvalidArgumentError as error:
+            if "inf or nan" not in str(error):
+                raise
+            raise NonFiniteLossError(step + 1, train_steps, float("nan")) from error
+        if not np.isfinite(losses[step]):
+            raise NonFiniteLossError(step + 1, train_steps, losses[step])
         if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
             last_report = time.monotonic()
             log.info(f"train step {step + 1}/{train_steps}, loss {losses[step]:.4f}")
+    if not _finite_weights(agent):
+        raise NonFiniteLossError(train_steps, train_steps, None)
     seconds = time.monotonic() - started
     total = int(agent.train_step_counter.numpy())
     log.info(f"trained {train_steps} steps in {seconds:.1f}s ({train_steps / seconds:.0f} steps/s)")

@@ -14,11 +14,11 @@ from rl_bakery_dagster.transforms.validation import check_contract_schema
 def to_contract(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpace, day: str) -> DataFrame:
     """Selects the contract columns with their contract types and tags each row with `day`.
 
-    Raises `TimestepContractError` when a column is missing or has a type that cannot be cast.
+    Integer ids are stored as 64-bit, so that days written with 32- and 64-bit ids agree.
+    Raises `TimestepContractError` when a column is missing or has a type the contract refuses.
     """
-    check_contract_schema(raw, schema, action_space)
-    columns: list[Column] = [F.col(c) for c in schema.env_id_columns]
-    columns.append(F.col(schema.timestep_column))
+    check_contract_schema(raw, schema, action_space, day)
+    columns: list[Column] = [_id(raw, c) for c in (*schema.env_id_columns, schema.timestep_column)]
     step_type = F.lit(FIRST) if schema.single_step else F.col(schema.step_type_column)
     columns.append(step_type.cast(T.IntegerType()).alias("step_type"))
     columns += [F.col(c).cast(T.FloatType()).alias(c) for c in schema.observation_columns]
@@ -32,6 +32,12 @@ def to_contract(raw: DataFrame, schema: TimestepSchema, action_space: ActionSpac
         columns.append(F.col(schema.policy_version_column).cast(T.StringType()).alias("policy_version"))
     columns.append(F.lit(day).alias(PARTITION_COLUMN))
     return raw.select(*columns)
+
+
+def _id(raw: DataFrame, column: str) -> Column:
+    if isinstance(raw.schema[column].dataType, T.IntegralType):
+        return F.col(column).cast(T.LongType()).alias(column)
+    return F.col(column)
 
 
 def _action(raw: DataFrame, column: str, action_space: ActionSpace) -> Column:
