@@ -10,6 +10,7 @@ import dagster as dg
 from pyarrow import fs
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import (
     previous_day,
     shift_day,
@@ -51,7 +52,7 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
         io_manager_key="checkpoint_io_manager",
         group_name=app.name,
         kinds={"tensorflow"},
-        pool=f"{app.name}_training",
+        pool=application_pool(app.name),
     )
     def agent_checkpoint(
         context: dg.AssetExecutionContext,

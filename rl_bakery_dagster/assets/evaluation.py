@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY, METRICS
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import previous_day, shift_day, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import AgentArtifacts, read_json
@@ -161,6 +162,7 @@ def build_policy_evaluation_asset(
         io_manager_key="checkpoint_io_manager",
         group_name=app.name,
         kinds={"spark", "tensorflow"},
+        pool=application_pool(app.name),
         check_specs=[
             dg.AssetCheckSpec(
                 GATE_CHECK,

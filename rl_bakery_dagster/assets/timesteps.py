@@ -10,6 +10,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import FIRST, Application
+from rl_bakery_dagster.completeness import refuse_incomplete_days
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import single_run
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
 from rl_bakery_dagster.transforms.timesteps import to_contract
@@ -52,6 +54,7 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         io_manager_key="parquet_io_manager",
         group_name=app.name,
         kinds={"spark", "parquet"},
+        pool=application_pool(app.name),
         check_specs=[
             dg.AssetCheckSpec(name, asset=key, blocking=True, description=f"timestep contract: {name}")
             for name in names
@@ -62,10 +65,12 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Validated warehouse logs of the day, in the timestep contract.
 
-        A day that breaks a rule fails its checks and writes nothing.
+        A day that breaks a rule fails its checks and writes nothing; so does a day whose logs
+        the warehouse does not yet list as complete.
         """
-        spark = pyspark.spark_session
         days = context.partition_keys
+        refuse_incomplete_days(app, days)
+        spark = pyspark.spark_session
         frames, violations = [], []
         for day in days:
             try:
