@@ -247,6 +247,9 @@ class Application:
       evaluator: optional simulator that plays the greedy policy after each training day.
       population: optional table of who needs an action on a day (env ids and observation
         columns); with it, `action_batch[d]` scores every row with the policy of day d.
+      require_complete_days: `timesteps[d]` refuses day d unless `warehouse.complete_days()`
+        lists it (for `ParquetWarehouse`, `dt=<d>/_SUCCESS` exists), on every launch path. Set
+        False only for a warehouse that writes no completion markers.
     """
 
     name: str
@@ -258,6 +261,7 @@ class Application:
     trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
     evaluator: PolicyEvaluator | None = None
     population: DailyTable | None = None
+    require_complete_days: bool = True
 
     def __post_init__(self) -> None:
         require_safe_name(self.name, "application name")

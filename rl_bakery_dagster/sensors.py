@@ -1,20 +1,84 @@
-"""Starts the daily run when the warehouse finishes writing a day."""
+"""Starts the next day's run once its logs are complete and the day before it is trained.
 
-from typing import TYPE_CHECKING
+The sensor keeps no memory of its own: each tick it reads what the Dagster instance knows about
+`agent_checkpoint` (materialised, in progress, failed, or missing, per day) and what the
+warehouse lists as complete, and requests the first day that is missing. So
+
+- a day trained by hand, by a backfill or by the CLI is never requested again (it is
+  materialised, whoever did it), and turning the sensor on late requests only what is left;
+- a day whose last run failed stops the chain: retrying the same data would fail the same way,
+  and every later day needs its checkpoint. Once someone repairs it (re-runs it with fixed data,
+  from the UI, the CLI or a backfill) the next tick requests the following day; no cursor is
+  ever edited;
+- a day with a queued or running run is never requested twice.
+
+Why not `AutomationCondition` (declarative automation, evaluated here against dagster 1.13):
+`eager()` and `on_missing()` start with `in_latest_time_window()`, so a backlog of past days
+(the sensor turned on late, a chain stopped for a week) is never filled; `eager()` also re-runs
+on every upstream update; and the conditions see asset partitions, not the warehouse's
+`_SUCCESS` markers, so completeness would need an observable source asset reporting one data
+version per day. A hand-written condition tree could express the rule, but it would be longer
+than `next_day` below, harder to test, and would launch the implicit asset job instead of the
+daily job. This sensor reads public instance state only and is tested with real runs
+(`test_sensors.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import dagster as dg
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.jobs import APP_TAG
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
 
+PARTITION_TAG = "dagster/partition"
+
+
+class NextDay(NamedTuple):
+    """The day to request (None: nothing to request now) and why, for the tick's log."""
+
+    day: str | None
+    reason: str
+
+
+def next_day(
+    days: Sequence[str],
+    statuses: Mapping[str, dg.AssetPartitionStatus | None],
+    complete: set[str],
+) -> NextDay:
+    """The first day whose checkpoint is missing, if its logs are complete and nothing blocks it.
+
+    Args:
+      days: every partition of the application, oldest first.
+      statuses: `agent_checkpoint`'s status per day (absent or None: never materialised).
+      complete: the days whose logs the warehouse lists as complete.
+    """
+    for day in days:
+        status = statuses.get(day)
+        if status == dg.AssetPartitionStatus.MATERIALIZED:
+            continue
+        if status == dg.AssetPartitionStatus.IN_PROGRESS:
+            return NextDay(None, f"{day} has a run queued or in progress")
+        if status == dg.AssetPartitionStatus.FAILED:
+            return NextDay(None, f"the last run of {day} failed: re-run it once repaired")
+        if day not in complete:
+            return NextDay(None, f"the logs of {day} are not complete yet")
+        return NextDay(day, f"the logs of {day} are complete and the day before is trained")
+    return NextDay(None, "every day is trained")
+
 
 def build_warehouse_sensor(
-    app: Application, job: "UnresolvedAssetJobDefinition", partitions: dg.DailyPartitionsDefinition
+    app: Application, job: UnresolvedAssetJobDefinition, partitions: dg.DailyPartitionsDefinition
 ) -> dg.SensorDefinition:
+    checkpoint = dg.AssetKey([app.name, "agent_checkpoint"])
+
     @dg.sensor(
         name=f"{app.name}_warehouse_sensor",
         job=job,
@@ -22,24 +86,23 @@ def build_warehouse_sensor(
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def warehouse_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        """Requests each day's run once, in day order, as soon as that day's logs are complete.
+        """Requests the first day whose checkpoint is missing, once its logs are complete.
 
-        The cursor is the last day requested. Days are requested only without gaps: a day
-        whose predecessor is not complete waits, because its checkpoint continues the previous
-        day's. The run key makes a second request for the same day a no-op.
+        Only one day at a time: day d+1 trains from `agent_checkpoint[d]`. The run key counts
+        the day's earlier runs of the daily job, so a day that becomes missing again (its
+        partition wiped) can be requested again; repeats are prevented by the day's status.
         """
-        last_requested = context.cursor or ""
-        complete = set(app.warehouse.complete_days())
-        requests = []
-        for day in partitions.get_partition_keys():
-            if day <= last_requested:
-                continue
-            if day not in complete:
-                break
-            requests.append(dg.RunRequest(run_key=f"{app.name}:{day}", partition_key=day))
-            last_requested = day
-        if requests:
-            context.log.info(f"requesting runs for {[r.partition_key for r in requests]}")
-        return dg.SensorResult(run_requests=requests, cursor=last_requested or None)
+        days = partitions.get_partition_keys()
+        statuses = context.instance.get_status_by_partition(checkpoint, days, partitions) or {}
+        decision = next_day(days, statuses, set(app.warehouse.complete_days()))
+        context.log.info(decision.reason)
+        if decision.day is None:
+            return dg.SensorResult(skip_reason=decision.reason)
+        earlier_runs = context.instance.get_run_records(
+            dg.RunsFilter(tags={APP_TAG: app.name, PARTITION_TAG: decision.day})
+        )
+        attempt = len(earlier_runs) + 1
+        request = dg.RunRequest(run_key=f"{app.name}:{decision.day}:{attempt}", partition_key=decision.day)
+        return dg.SensorResult(run_requests=[request])
 
     return warehouse_sensor

@@ -1,8 +1,10 @@
 """What `build_definitions` hands to Dagster: the graph, the job, the schedule and the sensor."""
 
+import importlib
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster_tests.apps import definitions, tiny_cartpole
@@ -51,3 +53,14 @@ def test_the_example_module_loads() -> None:
     from rl_bakery_dagster.examples.cartpole.definitions import defs
 
     assert DAILY_JOB in {job.name for job in defs.resolve_all_job_defs()}
+
+
+@pytest.mark.parametrize("example", ["cartpole", "mountain_car", "obd", "notification_timing"])
+def test_every_asset_of_an_application_is_in_its_pool(example: str) -> None:
+    """One run per application relies on every asset carrying the pool (UI runs have no job tags)."""
+    defs = importlib.import_module(f"rl_bakery_dagster.examples.{example}.definitions").defs
+    assets = list(defs.assets or [])
+    assert len(assets) >= 3
+    for asset in assets:
+        assert isinstance(asset, dg.AssetsDefinition)
+        assert asset.op.pool == f"rl_bakery_{asset.key.path[0]}", asset.key

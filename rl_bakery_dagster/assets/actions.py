@@ -12,6 +12,7 @@ from rl_bakery_dagster.assets.evaluation import (
     stored_checkpoint,
 )
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
@@ -83,6 +84,7 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
         "io_manager_key": "parquet_io_manager",
         "group_name": app.name,
         "kinds": {"spark", "tensorflow", "parquet"},
+        "pool": application_pool(app.name),
     }
     description = (
         "An action, its propensity and the policy version for every user, scored on Spark executors."

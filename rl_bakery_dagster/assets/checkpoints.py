@@ -15,6 +15,7 @@ from rl_bakery_dagster.checkpoint_settings import (
     read_local_metrics,
     refuse_structural_change,
 )
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import (
     previous_day,
     shift_day,
@@ -56,7 +57,7 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
         io_manager_key="checkpoint_io_manager",
         group_name=app.name,
         kinds={"tensorflow"},
-        pool=f"{app.name}_training",
+        pool=application_pool(app.name),
     )
     def agent_checkpoint(
         context: dg.AssetExecutionContext,

@@ -30,6 +30,7 @@ from rl_bakery_dagster.checkpoint_settings import (
     DeployedCheckpoint,
     deployed_checkpoint_record,
 )
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import previous_day, shift_day, single_run
 from rl_bakery_dagster.resources.io_managers import AgentArtifacts, read_json
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
@@ -185,6 +186,7 @@ def build_policy_evaluation_asset(
         io_manager_key="checkpoint_io_manager",
         group_name=app.name,
         kinds={"spark", "tensorflow"},
+        pool=application_pool(app.name),
         check_specs=[
             dg.AssetCheckSpec(
                 GATE_CHECK,

@@ -12,6 +12,8 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import FIRST, Application, VersionedWarehouse
 from rl_bakery_dagster.assets.warehouse import warehouse_key
+from rl_bakery_dagster.completeness import refuse_incomplete_days
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import earlier_days, shift_day, single_run
 from rl_bakery_dagster.resources.io_managers import STORED_ONLY, Metric, ParquetPartitions, SparkOutput
 from rl_bakery_dagster.transforms.day_window import DAY_WINDOW_RULE, day_window_violations
@@ -105,6 +107,7 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         group_name=app.name,
         kinds={"spark", "parquet"},
         deps=[warehouse_key(app)],
+        pool=application_pool(app.name),
         check_specs=[
             dg.AssetCheckSpec(name, asset=key, blocking=True, description=f"timestep contract: {name}")
             for name in names
@@ -116,10 +119,12 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         """Validated warehouse logs of the day, in the timestep contract.
 
         Each day is checked on its own rows and against the days before it; a day that breaks a
-        rule fails its checks and writes nothing.
+        rule fails its checks and writes nothing; so does a day whose logs the warehouse does not
+        yet list as complete.
         """
-        spark = pyspark.spark_session
         days = sorted(context.partition_keys)
+        refuse_incomplete_days(app, days)
+        spark = pyspark.spark_session
         warn_if_warehouse_never_observed(context, app)
         stored = stored_days_before(earlier, days[0], checked_days, app.start_date, key)
         frames: dict[str, DataFrame] = {}

@@ -5,6 +5,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import LAST, Application
+from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import lookback, single_run
 from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
 from rl_bakery_dagster.trajectory_format import NEXT_STEP_TYPE, REWARD, STEP_TYPE
@@ -26,6 +27,7 @@ def build_trajectories_asset(app: Application, partitions: dg.PartitionsDefiniti
         io_manager_key="parquet_io_manager",
         group_name=app.name,
         kinds={"spark", "parquet"},
+        pool=application_pool(app.name),
     )
     def trajectories(context: dg.AssetExecutionContext, timesteps: DataFrame) -> SparkOutput:
         """n-step transitions, each stored once: in the day of its last timestep."""
