@@ -196,6 +196,9 @@ class Application:
       evaluator: optional simulator that plays the greedy policy after each training day.
       population: optional table of who needs an action on a day (env ids and observation
         columns); with it, `action_batch[d]` scores every row with the policy of day d.
+      reward_range: (low, high) that every reward lies in, e.g. (0, 1) for clicks; the
+        deployment gate's finite-sample intervals rely on it (a bandit's evaluation fails with a
+        sentence if a logged reward falls outside it).
     """
 
     name: str
@@ -207,9 +210,14 @@ class Application:
     trajectory: TrajectorySettings = field(default_factory=TrajectorySettings)
     evaluator: PolicyEvaluator | None = None
     population: DailyTable | None = None
+    reward_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         require_safe_name(self.name, "application name")
+        if not (len(self.reward_range) == 2 and float(self.reward_range[0]) < float(self.reward_range[1])):
+            raise ValueError(
+                f"{self.name}: reward_range must be (low, high) with low < high, got {self.reward_range}"
+            )
         if self.is_bandit != self.schema.single_step:
             raise ValueError(
                 f"{self.name}: agent {self.agent.algorithm!r} needs TimestepSchema(single_step="

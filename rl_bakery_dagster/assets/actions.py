@@ -1,11 +1,18 @@
 """`action_batch[d]`: one action per user of the population, for the product to use on day d+1."""
 
+import dataclasses
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, policy_version, trained_steps
+from rl_bakery_dagster.assets.evaluation import (
+    deployed_checkpoint,
+    deployed_exploration,
+    policy_version,
+    trained_steps,
+)
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -53,7 +60,13 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                 else 0.0,
                 seed=agent.seed + days_between(app.start_date, day),
             )
-            context.log.info(f"{day}: scoring the population with {deployment.policy_version}")
+            unsure = deployed_exploration(policy_evaluation[day]) if policy_evaluation is not None else None
+            if unsure is not None and app.action_space.is_discrete:  # the gate asked for more exploration
+                deployment = dataclasses.replace(deployment, epsilon=max(deployment.epsilon, unsure))
+            context.log.info(
+                f"{day}: scoring the population with {deployment.policy_version}, "
+                f"epsilon {deployment.epsilon:g}"
+            )
             population = population_table.read(spark, day)
             frames.append(score_population(population, app.schema, app.action_space, deployment, day))
         frame = frames[0]
