@@ -33,7 +33,15 @@ from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import read_json
 from rl_bakery_dagster_tests.apps import definitions
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "obd"
+# ../shared next to the repository, or next to the folder of worktrees the repository sits in
+SAMPLE = next(
+    (
+        root / "shared" / "data" / "obd"
+        for root in Path(__file__).resolve().parents[2:4]
+        if (root / "shared" / "data" / "obd" / "random" / "all.csv").exists()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "obd",
+)
 needs_sample = pytest.mark.skipif(
     not (SAMPLE / "random" / "all.csv").exists(), reason="no ../shared/data/obd"
 )
