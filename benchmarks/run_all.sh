@@ -2,7 +2,7 @@
 # Runs every benchmark once, one at a time, each under a time limit, and keeps each one's JSON line
 # in benchmarks/results/<name>.json (stdout and stderr go to $BENCH_LOGS, default a temp folder).
 #   bash benchmarks/run_all.sh [name ...]     # names: trajectories_1e5 trajectories_1e6 trajectories_1e7
-#                                             #        training_input simulation daily_run action_batch
+#                                             #        training_input simulation daily_run action_batch gate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SPARK_LOCAL_IP=127.0.0.1
@@ -12,7 +12,7 @@ mkdir -p "$RESULTS" "$LOGS"
 
 declare -A LIMIT=(
   [trajectories_1e5]=900 [trajectories_1e6]=1800 [trajectories_1e7]=3600
-  [training_input]=3600 [simulation]=1800 [daily_run]=1800 [action_batch]=1200
+  [training_input]=3600 [simulation]=1800 [daily_run]=1800 [action_batch]=1200 [gate]=1800
 )
 declare -A ARGS=(
   [trajectories_1e5]="benchmarks/trajectories.py --rows 100000"
@@ -22,8 +22,9 @@ declare -A ARGS=(
   [simulation]="benchmarks/simulation.py"
   [daily_run]="benchmarks/daily_run.py"
   [action_batch]="benchmarks/action_batch.py --users 1000000"
+  [gate]="benchmarks/gate.py --repetitions 2000"
 )
-ORDER=(trajectories_1e5 trajectories_1e6 trajectories_1e7 training_input simulation daily_run action_batch)
+ORDER=(trajectories_1e5 trajectories_1e6 trajectories_1e7 training_input simulation daily_run action_batch gate)
 [[ $# -gt 0 ]] && ORDER=("$@")
 
 for name in "${ORDER[@]}"; do

@@ -250,6 +250,9 @@ class Application:
       require_complete_days: `timesteps[d]` refuses day d unless `warehouse.complete_days()`
         lists it (for `ParquetWarehouse`, `dt=<d>/_SUCCESS` exists), on every launch path. Set
         False only for a warehouse that writes no completion markers.
+      reward_range: (low, high) that every reward lies in, e.g. (0, 1) for clicks; the
+        deployment gate's finite-sample intervals rely on it (a bandit's evaluation fails with a
+        sentence if a logged reward falls outside it).
     """
 
     name: str
@@ -262,9 +265,14 @@ class Application:
     evaluator: PolicyEvaluator | None = None
     population: DailyTable | None = None
     require_complete_days: bool = True
+    reward_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
         require_safe_name(self.name, "application name")
+        if not (len(self.reward_range) == 2 and float(self.reward_range[0]) < float(self.reward_range[1])):
+            raise ValueError(
+                f"{self.name}: reward_range must be (low, high) with low < high, got {self.reward_range}"
+            )
         if self.is_bandit != self.schema.single_step:
             raise ValueError(
                 f"{self.name}: agent {self.agent.algorithm!r} needs TimestepSchema(single_step="

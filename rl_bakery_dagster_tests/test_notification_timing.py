@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rl_bakery_dagster.examples.notification_timing.__main__ import GATE_CONFIG
 from rl_bakery_dagster.examples.notification_timing.application import (
     NAME,
     START_DATE,
@@ -43,7 +44,7 @@ def test_policy_learns_when_to_send(spark, home: Path) -> None:
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
 
     def materialise(day: str) -> None:
-        assert job.execute_in_process(partition_key=day).success
+        assert job.execute_in_process(partition_key=day, run_config=GATE_CONFIG).success
 
     results = simulate(
         NotificationWorld(USERS, seed=0),

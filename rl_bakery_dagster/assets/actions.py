@@ -1,5 +1,7 @@
 """`action_batch[d]`: one action per user of the population, for the product to use on day d+1."""
 
+import dataclasses
+
 import dagster as dg
 from dagster_pyspark import PySparkResource
 from pyspark.sql import functions as F
@@ -7,6 +9,7 @@ from pyspark.sql import functions as F
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.evaluation import (
     deployed_checkpoint,
+    deployed_exploration,
     deployment_record,
     policy_version,
     stored_checkpoint,
@@ -65,7 +68,13 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                 epsilon=record.epsilon if record else 0.0,
                 seed=seed + days_between(app.start_date, day),
             )
-            context.log.info(f"{day}: scoring the population with {deployment.policy_version}")
+            unsure = deployed_exploration(policy_evaluation[day]) if policy_evaluation is not None else None
+            if unsure is not None and app.action_space.is_discrete:  # the gate asked for more exploration
+                deployment = dataclasses.replace(deployment, epsilon=max(deployment.epsilon, unsure))
+            context.log.info(
+                f"{day}: scoring the population with {deployment.policy_version}, "
+                f"epsilon {deployment.epsilon:g}"
+            )
             population = population_table.read(spark, day)
             frames.append(score_population(population, app.schema, app.action_space, deployment, day))
         frame = frames[0]

@@ -5,10 +5,17 @@ saw. They were collected by the logging policy (the product's, or yesterday's de
 logged propensities, so the candidate's value is estimated off-policy (IPS, SNIPS, the direct
 method and doubly robust, `rl_bakery_dagster.evaluation.estimators`) with one Spark aggregation.
 
-The deployment gate refuses a candidate that is confidently worse than the logging policy on the
-same rows. A refused candidate stays on disk; `action_batch[d]` then deploys the last accepted
-checkpoint (or, before any was accepted, uniformly random actions), and the `deployment_gate`
-check says so in the UI.
+The deployment gate compares the candidate with the logging policy on the same rows, with
+empirical-Bernstein intervals that hold at any sample size for rewards in the application's
+`reward_range`, and has three outcomes (`DEPLOYMENT_RULES` says what each deploys):
+
+- accepted: not worse than the logging policy by more than `tolerance`, with confidence → the candidate;
+- refused: confidently worse by more than `tolerance` → the last accepted checkpoint (`on_refused`);
+- not enough evidence: the interval straddles `-tolerance`, or the effective sample size is below
+  `min_effective_sample_size` → by default the candidate with more exploration
+  (`on_not_enough_evidence`, `exploration_when_unsure`), so tomorrow's logs say more.
+
+A candidate that is not deployed stays on disk, and the `deployment_gate` check says what happened.
 """
 
 import json
@@ -39,23 +46,80 @@ EVALUATION_RECORD = "evaluation.json"
 GATE_CHECK = "deployment_gate"
 MAX_LOGGING_POLICIES = 20
 """Observed values are reported for at most this many logging policy versions per day."""
+KEEP_LAST_ACCEPTED, EXPLORE, CANDIDATE, UNIFORM_RANDOM = (
+    "keep_last_accepted",
+    "explore",
+    "candidate",
+    "uniform_random",
+)
+ON_REFUSED = (KEEP_LAST_ACCEPTED, UNIFORM_RANDOM)
+ON_NOT_ENOUGH_EVIDENCE = (EXPLORE, KEEP_LAST_ACCEPTED, CANDIDATE)
+GATE_DESCRIPTION = (
+    "Whether the candidate policy may be deployed, judged on the day's unseen logs with intervals that hold "
+    "at any sample size. accepted: not worse than the logging policy by more than the tolerance, with "
+    "confidence; the candidate is deployed. refused: confidently worse by more than the tolerance; "
+    "action_batch deploys the last accepted policy (on_refused). not enough evidence: the interval is too "
+    "wide or the effective sample size is below the floor; action_batch deploys what on_not_enough_evidence "
+    "says (by default the candidate with more exploration). The check passes only when every day is "
+    "accepted; otherwise it warns (a WARN does not block action_batch, which deploys as described)."
+)
 
 
 class OffPolicyEvaluationConfig(dg.Config):
     confidence: float = Field(default=0.95, description="level of every confidence interval")
     gate: bool = Field(
-        default=True, description="refuse candidates confidently worse than the logging policy"
+        default=True, description="judge candidates before deployment (off: every candidate is deployed)"
     )
     model_free_check: bool = Field(
         default=False,
-        description="also refuse when IPS, which needs no reward model, puts the candidate's whole "
-        "interval below the logging policy's observed value; for logs of a broadly exploring logging "
-        "policy (with a near-greedy one, rare huge importance weights make IPS intervals too low)",
+        description="also judge the paired IPS-minus-logging difference, which needs no reward model: "
+        "the candidate is refused if either check refuses it and accepted only if both accept it",
     )
     tolerance: float = Field(
         default=0.0,
-        description="refuse only if the candidate loses more than this much reward per row (with confidence)",
+        description="the reward per row the candidate may lose: refused only if confidently worse by more, "
+        "accepted only if confidently not worse by more",
     )
+    min_effective_sample_size: float = Field(
+        default=100.0,
+        description="below this effective sample size (Kish) the outcome is 'not enough evidence'",
+    )
+    on_refused: str = Field(
+        default=KEEP_LAST_ACCEPTED,
+        description="what action_batch deploys when the candidate is refused: keep_last_accepted (uniformly "
+        "random before any was accepted) or uniform_random",
+    )
+    on_not_enough_evidence: str = Field(
+        default=EXPLORE,
+        description="what action_batch deploys when there is not enough evidence: explore (the candidate "
+        "with epsilon raised to exploration_when_unsure), keep_last_accepted, or candidate (as trained)",
+    )
+    exploration_when_unsure: float = Field(
+        default=0.3,
+        description="epsilon of the candidate deployed with on_not_enough_evidence=explore "
+        "(at least its own)",
+    )
+    calibrate_reward_model: bool = Field(
+        default=True,
+        description="shift the reward model's predictions so that their mean on the day's logs equals the "
+        "observed reward, then clip them into the reward range, before DM and DR",
+    )
+
+    def validate_choices(self) -> None:
+        """Raises a sentence for a value outside the documented choices (checked before any work)."""
+        if self.on_refused not in ON_REFUSED:
+            raise ValueError(f"on_refused must be one of {', '.join(ON_REFUSED)}, got {self.on_refused!r}")
+        if self.on_not_enough_evidence not in ON_NOT_ENOUGH_EVIDENCE:
+            raise ValueError(
+                f"on_not_enough_evidence must be one of {', '.join(ON_NOT_ENOUGH_EVIDENCE)}, "
+                f"got {self.on_not_enough_evidence!r}"
+            )
+        if not 0.0 <= self.exploration_when_unsure <= 1.0:
+            raise ValueError(
+                f"exploration_when_unsure must lie in [0, 1], got {self.exploration_when_unsure}"
+            )
+        if self.tolerance < 0.0 or self.min_effective_sample_size < 0.0:
+            raise ValueError("tolerance and min_effective_sample_size must be non-negative")
 
 
 def trained_steps(checkpoint_uri: str) -> int:
@@ -88,6 +152,30 @@ def policy_version(app_name: str, day: str, steps: int) -> str:
     return f"{app_name}@{day}#step{steps}"
 
 
+def _estimates_record(estimates: Mapping) -> dict:
+    return {
+        name: {
+            "value": e.value,
+            "lower": e.lower,
+            "upper": e.upper,
+            "std_error": e.std_error,
+            "interval": e.interval,
+            "normal_lower": e.normal_lower,
+            "normal_upper": e.normal_upper,
+        }
+        for name, e in estimates.items()
+    }
+
+
+def _combine(model_based: str, model_free: str) -> str:
+    """The more cautious of two outcomes: refused if either refuses, accepted only if both accept."""
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, REFUSED
+
+    if REFUSED in (model_based, model_free):
+        return REFUSED
+    return ACCEPTED if model_based == model_free == ACCEPTED else NOT_ENOUGH_EVIDENCE
+
+
 def evaluate_day(
     app: Application,
     logged: DataFrame,
@@ -95,23 +183,56 @@ def evaluate_day(
     epsilon: float,
     config: OffPolicyEvaluationConfig,
 ) -> dict:
-    """Estimates and the gate's decision for one candidate on one day of logs (one Spark pass)."""
+    """Estimates and the gate's outcome for one candidate on one day of logs.
+
+    Two bounded Spark aggregations over the scored rows (kept on the executors between them): the
+    observed reward and the reward model's mean prediction, which calibrate the model's offset;
+    then every sufficient statistic, for the estimators with the model and without it.
+    """
+    from pyspark import StorageLevel
+
     from rl_bakery_dagster.evaluation.estimators import (
+        ACCEPTED,
         OPESums,
         deployment_gate,
         effective_sample_size,
         estimate,
-        is_confidently_worse,
         spark_aggregations,
     )
     from rl_bakery_dagster.transforms.scoring import score_logged
 
+    low, high = (float(x) for x in app.reward_range)
     scored = score_logged(logged, app.schema, app.action_space, f"{checkpoint_uri}/{GREEDY_POLICY}", epsilon)
-    aggregations = spark_aggregations("reward", "action_prob", "target_prob", "q_logged", "v_target")
-    matches = F.avg((F.col("action") == F.col("greedy_action")).cast("double")).alias("matches_greedy")
-    values = scored.agg(*aggregations, matches).first().asDict()
+    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        first = scored.agg(F.avg("reward").alias("observed"), F.avg("q_logged").alias("predicted")).first()
+        observed, predicted = first["observed"], first["predicted"]
+        offset = 0.0
+        if config.calibrate_reward_model and observed is not None and predicted is not None:
+            offset = float(observed) - float(predicted)
+        calibrated = scored.withColumn("q_logged", F.col("q_logged") + F.lit(offset)).withColumn(
+            "v_target", F.col("v_target") + F.lit(offset)
+        )
+        aggregations = spark_aggregations(
+            "reward", "action_prob", "target_prob", "q_logged", "v_target", prediction_range=(low, high)
+        ) + spark_aggregations("reward", "action_prob", "target_prob", prefix="free_")
+        clipped_q = F.least(F.greatest(F.col("q_logged"), F.lit(low)), F.lit(high))
+        values = (
+            calibrated.agg(
+                *aggregations,
+                F.avg((F.col("action") == F.col("greedy_action")).cast("double")).alias("matches_greedy"),
+                F.avg(clipped_q).alias("calibrated_prediction"),
+            )
+            .first()
+            .asDict()
+        )
+    finally:
+        scored.unpersist()
     sums = OPESums.from_row(values)
-    estimates = estimate(sums, confidence=config.confidence)
+    estimates = estimate(sums, confidence=config.confidence, reward_range=(low, high))
+    free_sums = OPESums.from_row(values, prefix="free_")
+    free_estimates = estimate(free_sums, confidence=config.confidence, reward_range=(low, high))
+    ess = effective_sample_size(sums)
     by_policy = {}
     if "policy_version" in logged.columns:
         groups = logged.groupBy("policy_version").agg(
@@ -119,48 +240,113 @@ def evaluate_day(
         )
         for group in groups.orderBy(F.desc("rows")).limit(MAX_LOGGING_POLICIES).collect():
             by_policy[str(group["policy_version"])] = {"value": group["value"], "rows": group["rows"]}
-    if config.gate:
-        decision = deployment_gate(estimates, tolerance=config.tolerance)
-        accepted, reason = decision.accept, decision.reason
-        ips, observed = estimates["ips"], estimates["logging"]
-        if accepted and config.model_free_check and is_confidently_worse(ips, observed):
-            accepted = False
+    gate_options = {
+        "tolerance": config.tolerance,
+        "effective_sample_size": ess,
+        "min_effective_sample_size": config.min_effective_sample_size,
+    }
+    decision = deployment_gate(estimates, **gate_options)
+    free_decision = deployment_gate(free_estimates, **gate_options)
+    outcome, reason = decision.outcome, decision.reason
+    if config.model_free_check:
+        outcome = _combine(decision.outcome, free_decision.outcome)
+        if outcome != decision.outcome:
             reason = (
-                f"Refused: IPS, which needs no reward model, puts the candidate at {ips.describe()}, "
-                f"entirely below the logging policy's observed {observed.value:.4g}. (The doubly robust "
-                f"check alone would accept it: {reason})"
+                f"{free_decision.reason} (The model-free check decides: the doubly robust check alone "
+                f"would say {decision.outcome.replace('_', ' ')}: {decision.reason})"
             )
-    else:
-        accepted, reason = True, "The deployment gate is switched off; the candidate is deployed."
+    if not config.gate:
+        outcome, reason = ACCEPTED, "The deployment gate is switched off; the candidate is deployed."
     return {
         "rows": sums.n,
         "share_logged_actions_greedy": values["matches_greedy"],
-        "effective_sample_size": effective_sample_size(sums),
-        "estimates": {
-            name: {"value": e.value, "lower": e.lower, "upper": e.upper, "std_error": e.std_error}
-            for name, e in estimates.items()
+        "effective_sample_size": ess,
+        "max_weight": sums.max_weight,
+        "max_inverse_propensity": sums.max_inverse_propensity,
+        "reward_range": [low, high],
+        "estimates": _estimates_record(estimates),
+        "model_free": {
+            "outcome": free_decision.outcome,
+            "reason": free_decision.reason,
+            "estimates": _estimates_record(free_estimates),
+        },
+        "reward_model": {
+            "observed_mean_reward": observed,
+            "mean_prediction": predicted,
+            "calibration_offset": offset,
+            "mean_prediction_calibrated": values["calibrated_prediction"],
         },
         "logging_policies": by_policy,
         "confidence": config.confidence,
-        "accepted": accepted,
+        "outcome": outcome,
+        "accepted": outcome == ACCEPTED,
         "reason": reason,
     }
+
+
+def choose_deployment(
+    outcome: str,
+    candidate: tuple[str, str],
+    last_accepted: tuple[str, str] | None,
+    config: OffPolicyEvaluationConfig,
+) -> tuple[tuple[str, str] | None, float | None, str]:
+    """What `action_batch` deploys for an outcome: (day, uri) or None for uniformly random actions,
+    the epsilon to deploy it with (None: the checkpoint's own) and a sentence saying so."""
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, REFUSED
+
+    fallback = (
+        (last_accepted, None, f"the last accepted agent_checkpoint[{last_accepted[0]}]")
+        if last_accepted
+        else (None, None, "uniformly random actions (no policy was accepted yet)")
+    )
+    if outcome == ACCEPTED:
+        return candidate, None, f"the candidate agent_checkpoint[{candidate[0]}]"
+    if outcome == REFUSED:
+        if config.on_refused == UNIFORM_RANDOM:
+            return None, None, "uniformly random actions (on_refused: uniform_random)"
+        return fallback
+    if config.on_not_enough_evidence == EXPLORE:
+        return (
+            candidate,
+            config.exploration_when_unsure,
+            f"the candidate agent_checkpoint[{candidate[0]}] with epsilon at least "
+            f"{config.exploration_when_unsure:g} (on_not_enough_evidence: explore)",
+        )
+    if config.on_not_enough_evidence == CANDIDATE:
+        return (
+            candidate,
+            None,
+            f"the candidate agent_checkpoint[{candidate[0]}] (on_not_enough_evidence: candidate)",
+        )
+    return fallback
 
 
 def day_metadata(record: Mapping) -> dict[str, object]:
     """Numbers the UI plots across days; NaN (an empty day) is left out rather than shown as 0."""
     metadata: dict[str, object] = {
         "rows": record["rows"],
+        "outcome": record["outcome"],
         "accepted": record["accepted"],
+        "deployed": record["deployment"],
         "deployed_checkpoint": record["deployed_checkpoint"] or "none (uniform random)",
         "gate": record["reason"],
     }
     numbers = {
         "effective_sample_size": record["effective_sample_size"],
+        "max_weight": record["max_weight"],
         "share_logged_actions_greedy": record["share_logged_actions_greedy"],
+        "reward_model_mean_prediction": record["reward_model"]["mean_prediction"],
+        "reward_model_mean_prediction_calibrated": record["reward_model"]["mean_prediction_calibrated"],
+        "observed_mean_reward": record["reward_model"]["observed_mean_reward"],
     }
     for name, e in record["estimates"].items():
-        numbers |= {name: e["value"], f"{name}_lower": e["lower"], f"{name}_upper": e["upper"]}
+        numbers |= {
+            name: e["value"],
+            f"{name}_lower": e["lower"],
+            f"{name}_upper": e["upper"],
+            f"{name}_normal_lower": e["normal_lower"],
+            f"{name}_normal_upper": e["normal_upper"],
+        }
     for version, observed in record.get("logging_policies", {}).items():
         numbers[f"logging_{version}"] = observed["value"]
     for name, value in numbers.items():
@@ -192,8 +378,7 @@ def build_policy_evaluation_asset(
                 GATE_CHECK,
                 asset=key,
                 blocking=True,
-                description="the candidate is not confidently worse than the logging policy; a WARN "
-                "means action_batch deploys the last accepted policy instead",
+                description=GATE_DESCRIPTION,
             )
         ],
     )
@@ -205,13 +390,20 @@ def build_policy_evaluation_asset(
         previous_evaluation: dict[str, str],
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Off-policy value of the candidate policy on unseen logs, and whether it may be deployed."""
+        config.validate_choices()
         days = sorted(context.partition_keys)
         before = previous_evaluation.get(shift_day(days[0], -1))
         last_accepted: tuple[str, str] | None = None
         if before is not None:
             previous = read_json(f"{before}/{EVALUATION_RECORD}")
-            if previous["deployed_checkpoint"]:
-                last_accepted = (previous["deployed_checkpoint"], previous["deployed_checkpoint_uri"])
+            # records written before the three outcomes only knew the deployed checkpoint
+            day_key = (
+                "last_accepted_checkpoint"
+                if "last_accepted_checkpoint" in previous
+                else "deployed_checkpoint"
+            )
+            if previous[day_key]:
+                last_accepted = (previous[day_key], previous[f"{day_key}_uri"])
         elif days[0] > app.start_date:
             context.log.warning(
                 f"policy_evaluation[{shift_day(days[0], -1)}] is not materialised: no earlier accepted "
@@ -219,36 +411,37 @@ def build_policy_evaluation_asset(
             )
         scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_evaluation_")
         outputs: dict[str, AgentArtifacts] = {}
-        refused: list[str] = []
+        outcomes: dict[str, str] = {}
         try:
             for day in days:
                 checkpoint = stored_checkpoint(app, agent_checkpoint, day, "policy_evaluation")
-                deployed = deployment_record(app, checkpoint, day)
-                version = policy_version(app.name, day, deployed.total_train_steps)
+                candidate = deployment_record(app, checkpoint, day)
+                version = policy_version(app.name, day, candidate.total_train_steps)
                 context.log.info(f"{day}: evaluating {version} on the day's logs")
                 logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-                record = evaluate_day(app, logged, checkpoint, deployed.epsilon, config)
+                record = evaluate_day(app, logged, checkpoint, candidate.epsilon, config)
+                outcomes[day] = record["outcome"]
+                deployed, deployed_epsilon, deployment = choose_deployment(
+                    record["outcome"], (day, checkpoint), last_accepted, config
+                )
                 if record["accepted"]:
                     last_accepted = (day, checkpoint)
-                else:
-                    refused.append(day)
                 record |= {
                     "day": day,
                     "candidate": version,
                     "candidate_checkpoint_uri": checkpoint,
-                    "deployed_checkpoint": last_accepted[0] if last_accepted else None,
-                    "deployed_checkpoint_uri": last_accepted[1] if last_accepted else None,
+                    "deployment": deployment,
+                    "deployed_checkpoint": deployed[0] if deployed else None,
+                    "deployed_checkpoint_uri": deployed[1] if deployed else None,
+                    "deployed_epsilon": deployed_epsilon,
+                    "last_accepted_checkpoint": last_accepted[0] if last_accepted else None,
+                    "last_accepted_checkpoint_uri": last_accepted[1] if last_accepted else None,
                 }
                 context.log.info(f"{day}: {record['reason']}")
                 if not record["accepted"]:
-                    fallback = (
-                        f"agent_checkpoint[{last_accepted[0]}]"
-                        if last_accepted
-                        else "uniformly random actions"
-                    )
                     context.log.warning(
-                        f"{day}: candidate {version} REFUSED; action_batch[{day}] deploys {fallback} "
-                        f"instead. The refused checkpoint stays at {checkpoint}."
+                        f"{day}: candidate {version}: {record['outcome'].replace('_', ' ').upper()}; "
+                        f"action_batch[{day}] deploys {deployment}. The checkpoint stays at {checkpoint}."
                     )
                 folder = os.path.join(scratch, day)
                 os.makedirs(folder)
@@ -262,21 +455,45 @@ def build_policy_evaluation_asset(
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         yield dg.Output(outputs, metadata=metadata if len(days) == 1 else {})
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=GATE_CHECK,
-            passed=not refused,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"refused_days": ", ".join(refused) or "none", "evaluated_days": ", ".join(days)},
-            description="candidate refused on " + ", ".join(refused)
-            if refused
-            else "every candidate accepted",
-        )
+        yield gate_check_result(key, outcomes, metadata)
 
     return policy_evaluation
+
+
+def gate_check_result(
+    key: dg.AssetKey, outcomes: Mapping[str, str], last_metadata: Mapping[str, object]
+) -> dg.AssetCheckResult:
+    """Passes when every day's candidate was accepted; otherwise a WARN naming each day's outcome."""
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, OUTCOMES
+
+    by_outcome = {o: [d for d, got in outcomes.items() if got == o] for o in OUTCOMES}
+    summary = "; ".join(
+        f"{o.replace('_', ' ')} on {', '.join(days)}" for o, days in by_outcome.items() if days
+    )
+    metadata: dict[str, object] = {
+        "outcome": ", ".join(f"{d}: {o}" for d, o in outcomes.items()),
+        **{f"{o}_days": ", ".join(days) or "none" for o, days in by_outcome.items()},
+        "evaluated_days": ", ".join(outcomes),
+    }
+    for name in ("effective_sample_size", "max_weight", "gate", "deployed"):
+        if name in last_metadata:
+            metadata[name if len(outcomes) == 1 else f"last_day_{name}"] = last_metadata[name]
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=GATE_CHECK,
+        passed=all(o == ACCEPTED for o in outcomes.values()),
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=summary,
+    )
 
 
 def deployed_checkpoint(evaluation_uri: str) -> tuple[str | None, str | None]:
     """(day, uri) of the checkpoint that `policy_evaluation` chose to deploy; (None, None): random."""
     record = read_json(f"{evaluation_uri}/{EVALUATION_RECORD}")
     return record["deployed_checkpoint"], record["deployed_checkpoint_uri"]
+
+
+def deployed_exploration(evaluation_uri: str) -> float | None:
+    """The least epsilon `policy_evaluation` asks the deployed policy to explore with (None: its own)."""
+    return read_json(f"{evaluation_uri}/{EVALUATION_RECORD}").get("deployed_epsilon")

@@ -24,15 +24,39 @@ evaluated with one Spark aggregation returning one row (:func:`spark_aggregation
 :meth:`OPESums.from_row`), never by collecting the data. Sums also merge exactly
 (:meth:`OPESums.merge`), so several days, or several partitions computed separately, combine losslessly.
 
-Confidence intervals are normal approximations (central limit theorem) from the sample variances that the
-sums determine, ``value +- z * std_error``; the ratio estimator SNIPS uses the delta method. They are
-trustworthy when the effective sample size (:func:`effective_sample_size`) is large; with a few huge
-importance weights they are too narrow, so watch ``effective_sample_size`` and ``max_weight``. DM's interval
-only reflects the sampling of contexts, not the reward model's bias, so it is honest only if the model is.
+Two kinds of confidence interval. The *normal* interval (central limit theorem, ``value +- z * std_error``;
+SNIPS by the delta method) is what :func:`estimate` gives without a reward range, and always as
+``normal_lower``/``normal_upper``. It is trustworthy only when the effective sample size
+(:func:`effective_sample_size`) is large: with rare rewards and a few heavy importance weights it is far too
+narrow (zero observed reward gives the interval [0, 0]). When the application declares its reward range
+``[a, b]``, :func:`estimate` gives instead, as ``lower``/``upper``, the **empirical-Bernstein** interval of
+Maurer & Pontil (2009, Theorem 4), which holds for any sample size for i.i.d. values in a known range
+``[lo, hi]`` (width ``R = hi - lo``), each side at level ``delta / 2``::
+
+    |mean - E| <= sqrt(2 V ln(4 / delta) / n) + 7 R ln(4 / delta) / (3 (n - 1))
+
+with ``V`` the unbiased sample variance: a function of ``n``, the sum and the sum of squares, so it stays a
+bounded Spark aggregate. The range of each per-row value follows from the reward range and the largest
+possible importance weight ``W = max 1 / logged_prob`` (``w = target_prob / logged_prob <= W``): IPS values
+lie in ``W [min(a, 0), max(b, 0)]``, DR and the paired difference in ``[a, b] +- W (b - a)`` (reward model
+predictions are clipped into ``[a, b]``). Its second term never vanishes, so zero observed reward never
+gives a zero-width interval. It is conservative (wider than the normal interval by a factor of about 1.5
+plus the range term) in exchange for a guarantee that does not depend on the normal approximation; the
+betting-based confidence sequences of Waudby-Smith & Ramdas and Karampatziakis, Mineiro & Ramdas (2021) are
+tighter but need a sequential pass over the rows, which sufficient statistics cannot give. The value ``V``
+has one interval, so SNIPS (a biased, lower-variance point estimate of the same value) reports IPS's
+empirical-Bernstein interval; every value interval is also clipped to ``[a, b]`` because ``V`` lies there.
+DM's interval only reflects the sampling of contexts, not the reward model's bias.
+
+The deployment gate (:func:`deployment_gate`, or the general :func:`three_way_decision` on any interval of
+a difference) has three outcomes: ``accepted`` (not worse than the baseline by more than the tolerance, with
+confidence), ``refused`` (confidently worse by more than the tolerance) and ``not_enough_evidence`` (the
+interval straddles the tolerance, or the effective sample size is below a floor).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -45,6 +69,13 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
 ESTIMATOR_NAMES = ("logging", "ips", "snips", "dm", "dr", "dr_minus_logging")
+ACCEPTED, REFUSED, NOT_ENOUGH_EVIDENCE = "accepted", "refused", "not_enough_evidence"
+OUTCOMES = (ACCEPTED, REFUSED, NOT_ENOUGH_EVIDENCE)
+"""The deployment gate's three outcomes."""
+
+EMPIRICAL_BERNSTEIN, NORMAL = "empirical_bernstein", "normal"
+_MIN_FIELDS = ("min_reward", "min_prediction")
+_MAX_FIELDS = ("max_weight", "max_inverse_propensity", "max_reward", "max_prediction")
 """Keys of :func:`estimate`'s result (``dm`` and ``dr`` only when the sums include a reward model)."""
 
 SPARK_ALIAS_PREFIX = "ope_"
@@ -60,7 +91,9 @@ class OPESums:
 
     Per row, ``w = target_prob / logged_prob``, ``dm = v``, ``dr = v + w (r - q)``. Without a reward model
     (``has_reward_model=False``) ``q = v = 0``, so ``dr`` degenerates to ``w r`` (IPS) and the paired
-    difference ``dr_minus_logging`` becomes IPS minus logging: still unbiased, just noisier.
+    difference ``dr_minus_logging`` becomes IPS minus logging: still unbiased, just noisier. The extremes
+    (largest ``1 / logged_prob``, smallest and largest reward and reward-model prediction) let
+    :func:`estimate` check the declared reward range and bound every per-row value.
     """
 
     n: int
@@ -78,6 +111,11 @@ class OPESums:
     sum_dr_minus_r_sq: float
     max_weight: float
     has_reward_model: bool
+    max_inverse_propensity: float = 0.0
+    min_reward: float = math.inf
+    max_reward: float = -math.inf
+    min_prediction: float = math.inf
+    max_prediction: float = -math.inf
 
     @classmethod
     def empty(cls, has_reward_model: bool = True) -> OPESums:
@@ -92,8 +130,13 @@ class OPESums:
         target_prob: Any,
         q_logged: Any | None = None,
         v_target: Any | None = None,
+        *,
+        prediction_range: tuple[float, float] | None = None,
     ) -> OPESums:
         """Sums over in-memory rows (1-D array-likes of equal length).
+
+        ``prediction_range`` clips the reward model's predictions into the declared reward range (a
+        prediction outside it can only be further from the truth), as the empirical-Bernstein bounds need.
 
         ``logged_prob`` must lie in (0, 1] (a zero propensity means the log cannot support any policy
         that takes that action) and ``target_prob`` in [0, 1]. Pass both or neither of ``q_logged`` and
@@ -108,6 +151,8 @@ class OPESums:
         has_model = q_logged is not None
         q = _as_vector("q_logged", q_logged) if has_model else np.zeros_like(r)
         v = _as_vector("v_target", v_target) if has_model else np.zeros_like(r)
+        if has_model and prediction_range is not None:
+            q, v = np.clip(q, *prediction_range), np.clip(v, *prediction_range)
         lengths = {len(r), len(p), len(t), len(q), len(v)}
         if len(lengths) != 1:
             raise ValueError(f"all inputs must have the same length, got lengths {sorted(lengths)}")
@@ -135,6 +180,11 @@ class OPESums:
             sum_dr_minus_r_sq=float(d @ d),
             max_weight=float(w.max()) if len(w) else 0.0,
             has_reward_model=has_model,
+            max_inverse_propensity=float((1.0 / p).max()) if len(p) else 0.0,
+            min_reward=float(r.min()) if len(r) else math.inf,
+            max_reward=float(r.max()) if len(r) else -math.inf,
+            min_prediction=float(min(q.min(), v.min())) if has_model and len(r) else math.inf,
+            max_prediction=float(max(q.max(), v.max())) if has_model and len(r) else -math.inf,
         )
 
     @classmethod
@@ -164,6 +214,11 @@ class OPESums:
         if missing:
             raise ValueError(f"aggregated row lacks {missing}; build it with spark_aggregations()")
         kwargs: dict[str, Any] = {name: float(values[name] or 0.0) for name in names}
+        for name in _MIN_FIELDS + _MAX_FIELDS[1:]:  # Spark's min/max over no rows is null
+            if values[name] is None:
+                kwargs[name] = math.inf if name in _MIN_FIELDS else -math.inf
+        if values["max_inverse_propensity"] is None:
+            kwargs["max_inverse_propensity"] = 0.0
         kwargs["n"] = int(values["n"] or 0)
         kwargs["has_reward_model"] = bool(values["has_reward_model"])
         return cls(**kwargs)
@@ -179,8 +234,10 @@ class OPESums:
         kwargs: dict[str, Any] = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name == "max_weight":
+            if f.name in _MAX_FIELDS:
                 kwargs[f.name] = max(a, b)
+            elif f.name in _MIN_FIELDS:
+                kwargs[f.name] = min(a, b)
             elif f.name == "has_reward_model":
                 kwargs[f.name] = a
             else:
@@ -190,7 +247,11 @@ class OPESums:
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """A point estimate with its standard error and a two-sided normal-approximation interval."""
+    """A point estimate with its standard error and a two-sided interval.
+
+    ``lower``/``upper`` come from ``interval`` (``normal`` or ``empirical_bernstein``); the normal
+    approximation's bounds are always kept as ``normal_lower``/``normal_upper`` for comparison.
+    """
 
     name: str
     value: float
@@ -198,6 +259,9 @@ class Estimate:
     upper: float
     std_error: float
     confidence: float = 0.95
+    interval: str = NORMAL
+    normal_lower: float = math.nan
+    normal_upper: float = math.nan
 
     def describe(self) -> str:
         """E.g. ``dr = 0.4312 (95% CI 0.4201 to 0.4423)``."""
@@ -208,11 +272,15 @@ class Estimate:
 
 @dataclass(frozen=True, slots=True)
 class GateDecision:
-    """Whether to deploy the candidate, why (a sentence with the numbers), and the estimate it rests on."""
+    """The gate's outcome (one of :data:`OUTCOMES`), why (a sentence with the numbers), and its estimate."""
 
-    accept: bool
+    outcome: str
     reason: str
     difference: Estimate
+
+    @property
+    def accept(self) -> bool:
+        return self.outcome == ACCEPTED
 
 
 def _as_vector(name: str, values: Any) -> np.ndarray:
@@ -230,17 +298,71 @@ def _z(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2.0)
 
 
+def empirical_bernstein_half_width(n: Any, variance: Any, value_range: Any, confidence: float = 0.95) -> Any:
+    """Half-width of the two-sided empirical-Bernstein interval for the mean of ``n`` i.i.d. values.
+
+    Maurer & Pontil (2009), Theorem 4, applied to each side at level ``(1 - confidence) / 2``, for values
+    known to lie in an interval of width ``value_range`` with unbiased sample variance ``variance``.
+    Works on numpy arrays (a whole simulation at once) as well as floats; ``n < 2`` gives infinity.
+    """
+    _z(confidence)
+    log_term = math.log(4.0 / (1.0 - confidence))
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = np.sqrt(2.0 * np.maximum(variance, 0.0) * log_term / n) + 7.0 * np.asarray(
+            value_range
+        ) * log_term / (3.0 * (n - 1.0))
+    return np.where(n >= 2, width, np.inf)
+
+
+def mean_and_variance(n: Any, total: Any, total_sq: Any) -> tuple[Any, Any]:
+    """Sample mean and unbiased sample variance from ``n``, the sum and the sum of squares (or arrays)."""
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / n
+        variance = np.maximum(total_sq - total * mean, 0.0) / (n - 1.0)  # clamp rounding below zero
+    return mean, variance
+
+
+def bounded_mean(
+    name: str,
+    n: int,
+    total: float,
+    total_sq: float,
+    value_range: tuple[float, float],
+    confidence: float = 0.95,
+    *,
+    clip: tuple[float, float] | None = None,
+) -> Estimate:
+    """The mean of per-row values known to lie in ``value_range``, with its empirical-Bernstein interval.
+
+    General: any per-row quantity with a known range (a reward, an importance-weighted return, a paired
+    difference) summarised by ``n``, its sum and its sum of squares. ``clip`` intersects the interval
+    with a range the *estimand* is known to lie in (a policy value lies in the reward range).
+    """
+    normal = _mean(name, n, total, total_sq, _z(confidence), confidence)
+    if n < 2:
+        return dataclasses.replace(normal, interval=EMPIRICAL_BERNSTEIN)
+    low, high = value_range
+    mean, variance = mean_and_variance(n, total, total_sq)
+    half = float(empirical_bernstein_half_width(n, variance, high - low, confidence))
+    lower, upper = float(mean) - half, float(mean) + half
+    if clip is not None:
+        lower, upper = max(lower, clip[0]), min(upper, clip[1])
+    return dataclasses.replace(normal, lower=lower, upper=upper, interval=EMPIRICAL_BERNSTEIN)
+
+
 def _interval(name: str, value: float, std_error: float, z: float, confidence: float) -> Estimate:
-    return Estimate(name, value, value - z * std_error, value + z * std_error, std_error, confidence)
+    lower, upper = value - z * std_error, value + z * std_error
+    return Estimate(name, value, lower, upper, std_error, confidence, NORMAL, lower, upper)
 
 
 def _mean(name: str, n: int, total: float, total_sq: float, z: float, confidence: float) -> Estimate:
     """The sample mean of per-row values from their sum and sum of squares; unbiased (n - 1) variance."""
     if n < 2:
         return Estimate(name, math.nan, math.nan, math.nan, math.nan, confidence)
-    mean = total / n
-    variance = max(total_sq - total * mean, 0.0) / (n - 1)  # clamp rounding below zero
-    return _interval(name, mean, math.sqrt(variance / n), z, confidence)
+    mean, variance = mean_and_variance(n, total, total_sq)
+    return _interval(name, float(mean), math.sqrt(float(variance) / n), z, confidence)
 
 
 def _snips(sums: OPESums, z: float, confidence: float) -> Estimate:
@@ -260,27 +382,108 @@ def _snips(sums: OPESums, z: float, confidence: float) -> Estimate:
     return _interval("snips", ratio, std_error, z, confidence)
 
 
-def estimate(sums: OPESums, confidence: float = 0.95) -> dict[str, Estimate]:
-    """Every estimator with a two-sided ``confidence`` normal interval, keyed as in :data:`ESTIMATOR_NAMES`.
+def _product_range(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    corners = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
+    return min(corners), max(corners)
 
-    ``dm`` and ``dr`` are present only when the sums include a reward model. With fewer than two rows
-    (e.g. an empty day) every value is NaN rather than an exception, so a daily asset can still record
-    the evaluation; :func:`deployment_gate` refuses on NaN.
+
+def _sum_range(*ranges: tuple[float, float]) -> tuple[float, float]:
+    return sum(r[0] for r in ranges), sum(r[1] for r in ranges)
+
+
+def value_ranges(
+    reward_range: tuple[float, float], max_weight: float, has_reward_model: bool
+) -> dict[str, tuple[float, float]]:
+    """The range of each estimator's per-row value, by interval arithmetic.
+
+    ``w`` lies in ``[0, max_weight]``, rewards and (clipped) model predictions in ``reward_range``; without
+    a reward model the predictions are 0.
+    """
+    a, b = reward_range
+    r, w = (a, b), (0.0, max_weight)
+    q = r if has_reward_model else (0.0, 0.0)
+    residual = _sum_range(r, (-q[1], -q[0]))  # r - q
+    dr = _sum_range(q, _product_range(w, residual))  # v + w (r - q), v ranging like q
+    return {
+        "logging": r,
+        "ips": _product_range(w, r),
+        "dm": q,
+        "dr": dr,
+        "dr_minus_logging": _sum_range(dr, (-b, -a)),
+    }
+
+
+def check_reward_range(sums: OPESums, reward_range: tuple[float, float]) -> None:
+    """Raises a sentence when rewards or (clipped) predictions fall outside the declared range."""
+    a, b = reward_range
+    if not a < b:
+        raise ValueError(f"the reward range must have low < high, got {reward_range}")
+    if sums.n and (sums.min_reward < a or sums.max_reward > b):
+        raise ValueError(
+            f"rewards range from {sums.min_reward:g} to {sums.max_reward:g}, outside the declared reward "
+            f"range [{a:g}, {b:g}]: the interval's guarantee needs every reward inside it; declare the "
+            "application's true reward range"
+        )
+    if sums.has_reward_model and sums.n and (sums.min_prediction < a or sums.max_prediction > b):
+        raise ValueError(
+            f"reward-model predictions range from {sums.min_prediction:g} to {sums.max_prediction:g}, "
+            "outside "
+            f"the declared reward range [{a:g}, {b:g}]; clip them (prediction_range) before summing"
+        )
+
+
+def estimate(
+    sums: OPESums, confidence: float = 0.95, reward_range: tuple[float, float] | None = None
+) -> dict[str, Estimate]:
+    """Every estimator with a two-sided ``confidence`` interval, keyed as in :data:`ESTIMATOR_NAMES`.
+
+    Without ``reward_range`` the intervals are normal approximations. With it (the range every reward is
+    known to lie in, e.g. ``(0, 1)`` for clicks) they are empirical-Bernstein intervals, valid at any
+    sample size, using ``W = max 1 / logged_prob`` as the largest possible importance weight; the normal
+    bounds stay in ``normal_lower``/``normal_upper``. ``dm`` and ``dr`` are present only when the sums
+    include a reward model. With fewer than two rows every value is NaN rather than an exception, so a
+    daily asset can still record the evaluation; :func:`deployment_gate` then says there is no evidence.
     """
     z = _z(confidence)
     n = sums.n
-    result = {
-        "logging": _mean("logging", n, sums.sum_r, sums.sum_r_sq, z, confidence),
-        "ips": _mean("ips", n, sums.sum_wr, sums.sum_wr_sq, z, confidence),
-        "snips": _snips(sums, z, confidence),
+    totals = {
+        "logging": (sums.sum_r, sums.sum_r_sq),
+        "ips": (sums.sum_wr, sums.sum_wr_sq),
+        "dm": (sums.sum_dm, sums.sum_dm_sq),
+        "dr": (sums.sum_dr, sums.sum_dr_sq),
+        "dr_minus_logging": (sums.sum_dr - sums.sum_r, sums.sum_dr_minus_r_sq),
     }
-    if sums.has_reward_model:
-        result["dm"] = _mean("dm", n, sums.sum_dm, sums.sum_dm_sq, z, confidence)
-        result["dr"] = _mean("dr", n, sums.sum_dr, sums.sum_dr_sq, z, confidence)
-    result["dr_minus_logging"] = _mean(
-        "dr_minus_logging", n, sums.sum_dr - sums.sum_r, sums.sum_dr_minus_r_sq, z, confidence
+    names = ["logging", "ips", "snips", "dm", "dr", "dr_minus_logging"]
+    if not sums.has_reward_model:
+        names = [name for name in names if name not in ("dm", "dr")]
+    if reward_range is None:
+        result = {
+            name: _snips(sums, z, confidence)
+            if name == "snips"
+            else _mean(name, n, *totals[name], z, confidence)
+            for name in names
+        }
+        return result
+    check_reward_range(sums, reward_range)
+    ranges = value_ranges(reward_range, sums.max_inverse_propensity, sums.has_reward_model)
+    a, b = reward_range
+    result = {}
+    for name in names:
+        if name == "snips":
+            continue
+        clip = (a - b, b - a) if name == "dr_minus_logging" else (a, b)
+        result[name] = bounded_mean(name, n, *totals[name], ranges[name], confidence, clip=clip)
+    snips = _snips(sums, z, confidence)
+    ips = result["ips"]
+    result["snips"] = dataclasses.replace(
+        snips,
+        lower=ips.lower,
+        upper=ips.upper,
+        interval=EMPIRICAL_BERNSTEIN,
+        normal_lower=snips.lower,
+        normal_upper=snips.upper,
     )
-    return result
+    return {name: result[name] for name in names}
 
 
 def effective_sample_size(sums: OPESums) -> float:
@@ -303,44 +506,89 @@ def is_confidently_worse(candidate: Estimate, baseline: Estimate) -> bool:
     return candidate.upper < baseline.value
 
 
-def deployment_gate(estimates: Mapping[str, Estimate], *, tolerance: float = 0.0) -> GateDecision:
-    """Refuse the candidate only if it is confidently worse than the logging policy on the same rows.
+def three_way_decision(
+    lower: Any,
+    upper: Any,
+    tolerance: float = 0.0,
+    effective_sample_size: Any = math.inf,
+    min_effective_sample_size: float = 0.0,
+) -> Any:
+    """The gate's outcome from an interval on ``candidate - baseline`` (arrays welcome: one outcome each).
 
-    Uses the paired ``dr_minus_logging`` estimate: refuse when the whole interval lies below
-    ``-tolerance`` (the candidate loses more than ``tolerance`` reward per row with the interval's
-    confidence; the upper bound of a two-sided 95% interval is a one-sided 97.5% test). Equal or better
-    policies, and inconclusive evidence, are accepted: the gate guards against regressions, it does not
-    demand proof of improvement. Without a usable estimate (fewer than two rows, so NaN) it refuses,
-    because nothing was checked.
+    ``refused`` when the whole interval lies below ``-tolerance`` (confidently worse by more than the
+    tolerance), ``accepted`` when it lies at or above ``-tolerance`` (confidently not worse by more than
+    it), otherwise, or when the effective sample size is below the floor or the interval is NaN,
+    ``not_enough_evidence``. General: the bandit gate and any other candidate-versus-baseline comparison
+    use it alike.
     """
     if tolerance < 0.0:
         raise ValueError(f"tolerance must be non-negative, got {tolerance}")
+    lower, upper = np.asarray(lower, dtype=np.float64), np.asarray(upper, dtype=np.float64)
+    enough = np.asarray(effective_sample_size, dtype=np.float64) >= min_effective_sample_size
+    outcome = np.where(
+        enough & (upper < -tolerance),
+        REFUSED,
+        np.where(enough & (lower >= -tolerance), ACCEPTED, NOT_ENOUGH_EVIDENCE),
+    )
+    return str(outcome) if outcome.ndim == 0 else outcome
+
+
+def deployment_gate(
+    estimates: Mapping[str, Estimate],
+    *,
+    tolerance: float = 0.0,
+    effective_sample_size: float = math.inf,
+    min_effective_sample_size: float = 0.0,
+) -> GateDecision:
+    """Judges the candidate against the logging policy on the same rows, with three outcomes.
+
+    Uses the paired ``dr_minus_logging`` estimate (see :func:`three_way_decision`). The upper bound of a
+    two-sided 95% interval is a one-sided 97.5% test, so a candidate equal to the logging policy is
+    refused at most 2.5% of the time when the interval is valid. Without a usable estimate (fewer than two
+    rows, so NaN) there is not enough evidence, because nothing was checked.
+    """
     difference = estimates["dr_minus_logging"]
+    outcome = three_way_decision(
+        difference.lower, difference.upper, tolerance, effective_sample_size, min_effective_sample_size
+    )
     method = "doubly-robust" if "dr" in estimates else "IPS (no reward model)"
     level = f"{difference.confidence:.0%}"
     interval = f"{level} CI {difference.lower:+.4g} to {difference.upper:+.4g}"
     if not all(math.isfinite(x) for x in (difference.value, difference.lower, difference.upper)):
         return GateDecision(
-            False,
-            "Refused: the paired difference could not be estimated (fewer than two usable logged rows), "
-            "so there is no evidence that the candidate is not worse than the logging policy.",
+            NOT_ENOUGH_EVIDENCE,
+            "Not enough evidence: the paired difference could not be estimated (fewer than two usable logged "
+            "rows), so nothing says whether the candidate is worse than the logging policy.",
             difference,
         )
     change = (
         f"The {method} estimate says the candidate changes mean reward by {difference.value:+.4g} per row "
         f"versus the logging policy ({interval})"
     )
-    if difference.upper < -tolerance:
+    if effective_sample_size < min_effective_sample_size:
         return GateDecision(
-            False,
+            outcome,
+            f"{change}, but the effective sample size is {effective_sample_size:.1f}, below the floor of "
+            f"{min_effective_sample_size:g}: not enough evidence either way.",
+            difference,
+        )
+    if outcome == REFUSED:
+        return GateDecision(
+            outcome,
             f"{change}; the whole interval is below {-tolerance:+.4g}, so the candidate is confidently "
             "worse and is refused.",
             difference,
         )
+    if outcome == ACCEPTED:
+        return GateDecision(
+            outcome,
+            f"{change}; the whole interval is at or above {-tolerance:+.4g}, so the candidate is confidently "
+            "not worse and is accepted.",
+            difference,
+        )
     return GateDecision(
-        True,
-        f"{change}; the interval reaches {-tolerance:+.4g} or above, so the candidate is not confidently "
-        "worse and is accepted.",
+        outcome,
+        f"{change}; the interval straddles {-tolerance:+.4g}, so there is not enough evidence either way.",
         difference,
     )
 
@@ -353,6 +601,7 @@ def spark_aggregations(
     v_target_col: str | None = None,
     *,
     prefix: str = SPARK_ALIAS_PREFIX,
+    prediction_range: tuple[float, float] | None = None,
 ) -> list[Column]:
     """Aggregate expressions for one ``frame.agg(...)`` whose single row :meth:`OPESums.from_row` reads.
 
@@ -360,8 +609,9 @@ def spark_aggregations(
     target policy its own prefix to evaluate several in one pass (and the same prefix to ``from_row``).
     Rows with a null, NaN or infinite input, a logged propensity outside (0, 1] or a target probability
     outside [0, 1] are counted in ``n_invalid`` and contribute nothing to any sum; the arithmetic runs on
-    masked columns, so even ANSI mode never divides by zero. pyspark is imported here only, so the rest of
-    the module stays usable without Spark.
+    masked columns, so even ANSI mode never divides by zero. ``prediction_range`` clips the reward model's
+    predictions into the declared reward range, as in :meth:`OPESums.from_arrays`. pyspark is imported
+    here only, so the rest of the module stays usable without Spark.
     """
     from pyspark.sql import functions as F
 
@@ -394,6 +644,9 @@ def spark_aggregations(
     t = masked(target_prob_col, 0.0)
     q = masked(q_logged_col, 0.0)
     v = masked(v_target_col, 0.0)
+    if has_model and prediction_range is not None:
+        low, high = F.lit(float(prediction_range[0])), F.lit(float(prediction_range[1]))
+        q, v = F.least(F.greatest(q, low), high), F.least(F.greatest(v, low), high)
     w = t / p
     wr = w * r
     dr = v + w * (r - q)
@@ -419,4 +672,9 @@ def spark_aggregations(
         alias(F.sum(d * d), "sum_dr_minus_r_sq"),
         alias(F.max(F.when(valid, w)), "max_weight"),
         alias(F.lit(has_model), "has_reward_model"),
+        alias(F.max(F.when(valid, 1.0 / p)), "max_inverse_propensity"),
+        alias(F.min(F.when(valid, r)), "min_reward"),
+        alias(F.max(F.when(valid, r)), "max_reward"),
+        alias(F.min(F.when(valid, F.least(q, v))) if has_model else F.lit(None), "min_prediction"),
+        alias(F.max(F.when(valid, F.greatest(q, v))) if has_model else F.lit(None), "max_prediction"),
     ]

@@ -15,6 +15,7 @@ import re
 import tarfile
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -68,12 +69,129 @@ def download_sample(destination: Path, index: str | None = None) -> Path:
     return destination
 
 
-def read_logs(source: Path) -> pd.DataFrame:
-    """Both logging policies' impressions with an id, a timestamp in microseconds and the day."""
+class CampaignError(ValueError):
+    """A folder that does not hold a readable OBD campaign; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One OBD campaign found in a folder: its name, item count and each logging policy's CSV."""
+
+    name: str
+    items: int
+    logs: dict[str, Path]
+    item_context: Path | None
+
+
+def _campaign_files(folder: Path) -> dict[str, tuple[Path, Path | None]]:
+    """campaign -> (its CSV, its item_context.csv) under one logging policy's folder, in either layout."""
+    found: dict[str, tuple[Path, Path | None]] = {}
+    for path in sorted(folder.glob("*/*.csv")):  # obp: <policy>/<campaign>/<campaign>.csv
+        if path.stem == path.parent.name:
+            context = path.parent / "item_context.csv"
+            found[path.stem] = (path, context if context.is_file() else None)
+    for path in sorted(folder.glob("*.csv")):  # flat: <policy>/<campaign>.csv
+        if path.name != "item_context.csv" and path.stem not in found:
+            context = folder / "item_context.csv"
+            found[path.stem] = (path, context if context.is_file() else None)
+    return found
+
+
+def find_campaign(source: Path, campaign: str | None = None) -> Campaign:
+    """The campaign's files and item count, checked before anything is written.
+
+    Reads obp's layout (`<policy>/<campaign>/<campaign>.csv` beside `item_context.csv`) or the flat
+    one (`<policy>/<campaign>.csv`, `<policy>/item_context.csv`), for the logging policies
+    `random` and `bts` (at least one). Without `campaign`, the folder must hold exactly one.
+    """
+    if not source.is_dir():
+        raise CampaignError(f"{source} is not a folder; give a folder with random/ and/or bts/ inside")
+    per_policy = {p: _campaign_files(source / p) for p in LOGGING_POLICIES if (source / p).is_dir()}
+    if not per_policy:
+        raise CampaignError(
+            f"{source} has neither a random/ nor a bts/ folder: expected <policy>/<campaign>/<campaign>.csv "
+            "(obp's layout) or <policy>/<campaign>.csv"
+        )
+    names = sorted({name for files in per_policy.values() for name in files})
+    if campaign is None:
+        if len(names) != 1:
+            listed = ", ".join(names) or "none"
+            raise CampaignError(f"{source} holds campaigns {listed}; choose one with --campaign")
+        campaign = names[0]
+    logs = {p: files[campaign][0] for p, files in per_policy.items() if campaign in files}
+    if not logs:
+        raise CampaignError(
+            f"{source} has no logs of campaign {campaign!r} (it has: {', '.join(names) or 'none'})"
+        )
+    contexts = [files[campaign][1] for files in per_policy.values() if campaign in files]
+    item_context = next((c for c in contexts if c is not None), None)
+    header = {p: list(pd.read_csv(path, nrows=0).columns) for p, path in logs.items()}
+    affinities = {p: sum(c.startswith("user-item_affinity_") for c in cols) for p, cols in header.items()}
+    if len(set(affinities.values())) != 1:
+        raise CampaignError(
+            f"the logging policies' CSVs of {campaign!r} disagree on the item count: {affinities}"
+        )
+    items = next(iter(affinities.values()))
+    if item_context is not None:
+        context_items = len(pd.read_csv(item_context, usecols=["item_id"]))
+        if context_items != items:
+            raise CampaignError(
+                f"{item_context} lists {context_items} items but the logs have {items} "
+                "user-item affinity columns"
+            )
+    for policy, cols in header.items():
+        required = REQUIRED_COLUMNS + tuple(f"user-item_affinity_{i}" for i in range(items))
+        missing = [c for c in required if c not in cols]
+        if items == 0 or missing:
+            lacking = ", ".join(missing[:6]) or "user-item_affinity_*"
+            raise CampaignError(f"{logs[policy]} is not an OBD log: it lacks the columns {lacking}")
+    return Campaign(campaign, items, logs, item_context)
+
+
+REQUIRED_COLUMNS = (
+    "timestamp",
+    "item_id",
+    "position",
+    "click",
+    "propensity_score",
+    "user_feature_0",
+    "user_feature_1",
+    "user_feature_2",
+    "user_feature_3",
+)
+
+
+def _bad_rows(frame: pd.DataFrame, mask: pd.Series, rule: str, path: Path) -> None:
+    if mask.any():
+        sample = frame.loc[mask, ["item_id", "position", "click", "propensity_score"]].head(3)
+        raise CampaignError(
+            f"{path}: {int(mask.sum())} rows break the rule '{rule}', e.g. {sample.to_dict('records')}"
+        )
+
+
+def read_logs(campaign: Campaign | Path) -> pd.DataFrame:
+    """Both logging policies' impressions with an id, a timestamp in microseconds and the day, validated."""
+    if isinstance(campaign, Path):
+        campaign = find_campaign(campaign)
     frames = []
-    for policy in LOGGING_POLICIES:
-        frame = pd.read_csv(source / policy / "all.csv", index_col=0)
-        stamp = pd.to_datetime(frame["timestamp"], utc=True)
+    for policy, path in campaign.logs.items():
+        frame = pd.read_csv(path, index_col=0)
+        _bad_rows(
+            frame,
+            ~frame["item_id"].between(0, campaign.items - 1),
+            f"item_id in 0..{campaign.items - 1}",
+            path,
+        )
+        _bad_rows(frame, ~frame["click"].isin([0, 1]), "click is 0 or 1", path)
+        _bad_rows(
+            frame,
+            ~frame["propensity_score"].between(0, 1, inclusive="right"),
+            "propensity_score in (0, 1]",
+            path,
+        )
+        _bad_rows(frame, ~frame["position"].isin([1, 2, 3]), "position is 1, 2 or 3", path)
+        stamp = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
+        _bad_rows(frame, stamp.isna(), "timestamp is a date and time", path)
         frame.insert(0, "impression_id", [f"{policy}-{i}" for i in frame.index])
         frame["ts"] = (stamp - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
         frame["day"] = stamp.dt.strftime("%Y-%m-%d")
@@ -84,16 +202,28 @@ def read_logs(source: Path) -> pd.DataFrame:
     return logs
 
 
-def write_warehouse(source: Path, warehouse_uri: str) -> list[str]:
-    """Writes one `dt=` folder (with `_SUCCESS`) per day, as the product's warehouse would."""
-    logs = read_logs(source)
+def campaign_days(logs: pd.DataFrame) -> list[str]:
+    """The logged days, which must follow each other (the daily chain trains day after day)."""
     days = sorted(logs["day"].unique())
+    expected = pd.date_range(days[0], days[-1], freq="D").strftime("%Y-%m-%d").tolist()
+    gaps = sorted(set(expected) - set(days))
+    if gaps:
+        raise CampaignError(
+            f"the logs have no impressions on {', '.join(gaps)}, between {days[0]} and {days[-1]}"
+        )
+    return days
+
+
+def write_warehouse(source: Path | pd.DataFrame, warehouse_uri: str) -> list[str]:
+    """Writes one `dt=` folder (with `_SUCCESS`) per day, as the product's warehouse would."""
+    logs = source if isinstance(source, pd.DataFrame) else read_logs(source)
+    days = campaign_days(logs)
     for day in days:
         write_day(logs[logs["day"] == day].drop(columns=["day"]), warehouse_uri, day)
     return days
 
 
 def default_source(home: Path) -> Path:
-    """`OBD_SOURCE` (a folder with random/all.csv and bts/all.csv), else a download under `home`."""
+    """`OBD_SOURCE` (a folder with an OBD campaign, see `find_campaign`), else a download under `home`."""
     configured = os.environ.get("OBD_SOURCE")
     return Path(configured) if configured else home / "data" / "obd"
