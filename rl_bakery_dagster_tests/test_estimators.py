@@ -405,6 +405,11 @@ def test_declared_reward_range_is_enforced_and_predictions_clipped() -> None:
     assert (clipped.min_prediction, clipped.max_prediction) == (0.0, 1.0)
     assert clipped.sum_dm == pytest.approx(1.1)
     assert estimate(clipped, reward_range=(0.0, 1.0))["dm"].value == pytest.approx(0.55)
+    # DR is unbiased, not bounded: its estimate may leave the reward range, and its interval (clipped
+    # to the range, where the value lies) still contains it (found on the OBD sample's logs)
+    negative = OPESums.from_arrays([0.0] * 50, [0.5] * 50, [1.0] * 50, [0.9] * 50, [0.2] * 50)
+    dr = estimate(negative, reward_range=(0.0, 1.0))["dr"]
+    assert dr.value == pytest.approx(-1.6) and dr.lower <= dr.value <= dr.upper
 
 
 def test_three_way_decision_on_arrays() -> None:

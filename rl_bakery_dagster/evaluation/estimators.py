@@ -348,7 +348,9 @@ def bounded_mean(
     half = float(empirical_bernstein_half_width(n, variance, high - low, confidence))
     lower, upper = float(mean) - half, float(mean) + half
     if clip is not None:
-        lower, upper = max(lower, clip[0]), min(upper, clip[1])
+        # the estimand lies in `clip`, but an unbiased estimate (DR) may not: keep the point inside its
+        # interval (widening an interval never lowers its coverage)
+        lower, upper = min(max(lower, clip[0]), float(mean)), max(min(upper, clip[1]), float(mean))
     return dataclasses.replace(normal, lower=lower, upper=upper, interval=EMPIRICAL_BERNSTEIN)
 
 
