@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from rl_bakery_dagster.application import ParquetWarehouse
+from rl_bakery_dagster.warehouse import DayRead
 from rl_bakery_dagster_tests.apps import definitions, tiny_cartpole
 
 
@@ -19,13 +20,13 @@ from rl_bakery_dagster_tests.apps import definitions, tiny_cartpole
 class GatedWarehouse(ParquetWarehouse):
     gate: str = ""
 
-    def read(self, spark: SparkSession, day: str) -> DataFrame:
+    def read_recorded(self, spark: SparkSession, day: str) -> DayRead:
         deadline = time.monotonic() + 300
         while not os.path.exists(self.gate):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the test never opened {self.gate}")
             time.sleep(0.2)
-        return super().read(spark, day)
+        return super().read_recorded(spark, day)
 
 
 home = Path(os.environ["RL_BAKERY_HOME"])

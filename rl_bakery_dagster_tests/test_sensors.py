@@ -8,20 +8,21 @@ turned on, and a run still in progress.
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from rl_bakery_dagster.application import ParquetWarehouse
 from rl_bakery_dagster.examples.gym_simulator import write_day
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.sensors import next_day
+from rl_bakery_dagster.warehouse import DayRead
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
 SENSOR = "cartpole_warehouse_sensor"
@@ -151,13 +152,13 @@ def test_days_trained_by_hand_are_never_requested(
 class HeldWarehouse(ParquetWarehouse):
     """A warehouse whose read waits for the test, so a run stays in progress while the sensor ticks."""
 
-    reading: threading.Event
-    release: threading.Event
+    reading: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
-    def read(self, spark: SparkSession, day: str) -> DataFrame:
+    def read_recorded(self, spark: SparkSession, day: str) -> DayRead:
         self.reading.set()
         assert self.release.wait(timeout=120)
-        return super().read(spark, day)
+        return super().read_recorded(spark, day)
 
 
 def test_a_day_with_a_run_in_progress_is_not_requested_again(
@@ -165,7 +166,7 @@ def test_a_day_with_a_run_in_progress_is_not_requested_again(
 ) -> None:
     """Between the request and the end of its run the day is in progress: no second request."""
     log_random_days(home, 2)
-    warehouse = HeldWarehouse(str(home / "warehouse"), threading.Event(), threading.Event())
+    warehouse = HeldWarehouse(str(home / "warehouse"))
     defs = definitions(home, replace(tiny_cartpole(home), warehouse=warehouse))
     first = tick(defs, instance)
     assert requested(first) == [START]
