@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -31,6 +32,9 @@ def apply_process_defaults(environ: MutableMapping[str, str] = os.environ) -> No
     if is_local_spark(environ):
         # read by the JVM when it starts: its web UI binds here instead of 0.0.0.0
         environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+        # PySpark reads this variable (not `spark.pyspark.python`) when the SparkContext starts in
+        # this process: its Python workers then run this interpreter, not the first python3 on PATH
+        environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def json_object_setting(name: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
