@@ -35,7 +35,6 @@ SET_BY_SCRIPTS = (
     "TF_CPP_MIN_LOG_LEVEL",
     "VIRTUAL_ENV",
 )
-LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 PYTHON_API = (
     "import dagster as dg\n"
     f"from {MODULE} import defs\n"
@@ -122,6 +121,15 @@ def address(hex_address: str) -> str:
     return str(ipaddress.ip_address(words))
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1, and IPv4 loopback mapped into IPv6 (`::ffff:7f00:1` as Python prints it)."""
+    import ipaddress
+
+    ip = ipaddress.ip_address(host)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 def listening(pids: set[int]) -> set[str]:
     """`address:port` of every TCP socket in LISTEN state that one of `pids` holds."""
     inodes = socket_inodes(pids)
@@ -178,7 +186,7 @@ def test_every_launch_path_binds_loopback_and_trains_the_same_checkpoint(tmp_pat
 
     for name in processes:
         assert sockets[name], f"{name}: no listening socket seen (the Spark driver listens while it runs)"
-        outside = {s for s in sockets[name] if s.rsplit(":", 1)[0] not in LOOPBACK}
+        outside = {s for s in sockets[name] if not is_loopback(s.rsplit(":", 1)[0])}
         assert not outside, f"{name} listened beyond loopback: {sorted(outside)}"
         assert (homes[name] / "dagster" / "dagster.yaml").is_file(), f"{name}: no instance under the home"
         batch = pd.read_parquet(stored(homes[name], "cartpole", "action_batch", START))
