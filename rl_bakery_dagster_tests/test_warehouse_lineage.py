@@ -74,6 +74,7 @@ def test_a_day_changed_after_training_shows_stale_until_rematerialised(spark, ho
     ).records[0]
     assert recorded.asset_materialization.metadata["warehouse_fingerprint"].value == first[START]
     assert row_count(instance, TIMESTEPS, START) == len(frames[0])
+    build(NEXT_DAY, TIMESTEPS)  # each day is validated against the stored day before it
 
     assert observe.execute_in_process(instance=instance).success  # nothing changed: nothing logged
     assert observation_count(instance) == 2
