@@ -10,11 +10,7 @@ import dagster as dg
 from pyarrow import fs
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.checkpoint_settings import (
-    CheckpointMismatch,
-    read_local_metrics,
-    refuse_structural_change,
-)
+from rl_bakery_dagster.checkpoint_settings import CheckpointMismatch
 from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import (
     previous_day,
@@ -83,8 +79,6 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
             previous_folder = stack.enter_context(local_folder(restore_from)) if restore_from else None
             previous = first_previous if previous_folder else None
             try:
-                if previous_folder and previous:
-                    refuse_structural_change(app, agent, read_local_metrics(previous_folder), previous)
                 for day in days:
                     in_window = window_days(day, settings.lag_days, settings.window_days)
                     window = {d: uri for d, uri in trajectories.uris.items() if d in in_window}

@@ -122,11 +122,6 @@ class OffPolicyEvaluationConfig(dg.Config):
             raise ValueError("tolerance and min_effective_sample_size must be non-negative")
 
 
-def trained_steps(checkpoint_uri: str) -> int:
-    """How many train steps the checkpoint's agent has taken, over all its days."""
-    return int(read_json(f"{checkpoint_uri}/{METRICS}")["total_train_steps"])
-
-
 def stored_checkpoint(app: Application, checkpoints: Mapping[str, str], day: str, needed_by: str) -> str:
     """The URI of `agent_checkpoint[day]`, or a failure saying which partition to materialise first."""
     if day not in checkpoints:

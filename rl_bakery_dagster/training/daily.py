@@ -10,6 +10,7 @@ from rl_bakery_dagster.checkpoint_settings import (
     CheckpointMismatch,
     changed_settings,
     read_local_metrics,
+    refuse_structural_change,
     settings_record,
 )
 from rl_bakery_dagster.partitions import days_between, shift_day, window_days
@@ -75,12 +76,13 @@ def train_day(
     fitted by gradient steps: it folds each row of the days its previous checkpoint has not seen
     into them exactly once, instead of `train_steps_per_day` batches from an endless stream.
     """
+    previous_metrics = read_local_metrics(previous_folder) if previous_folder else None
+    if previous_metrics is not None and previous_day:
+        refuse_structural_change(app, settings, previous_metrics, previous_day)  # before building anything
     agent = settings.build(
         app.schema.observation_spec(), app.action_space.tensor_spec(), app.trajectory.n_step
     )
-    previous_metrics = None
     if previous_folder:
-        previous_metrics = read_local_metrics(previous_folder)
         try:
             restore_agent(agent, previous_folder)
         except (AssertionError, ValueError) as error:
