@@ -25,6 +25,7 @@ from rl_bakery_dagster.partitions import daily_partitions
 from rl_bakery_dagster.resources.agents import with_application_defaults
 from rl_bakery_dagster.resources.io_managers import CheckpointIOManager, SparkParquetIOManager
 from rl_bakery_dagster.resources.spark import spark_resource
+from rl_bakery_dagster.run_guard import ApplicationRunGuard
 from rl_bakery_dagster.sensors import build_warehouse_sensor
 
 
@@ -53,6 +54,7 @@ def build_definitions(
     job = build_daily_job(app, partitions)
     observe = build_observation_job(warehouse_key(app))
     pyspark = spark_resource(home)
+    run_guard = ApplicationRunGuard(application=app.name)
     assets = [
         build_warehouse_asset(app, partitions),
         build_timesteps_asset(app, partitions),
@@ -71,8 +73,9 @@ def build_definitions(
         resources={
             "pyspark": pyspark,
             "agent": with_application_defaults(app.agent),
-            "parquet_io_manager": SparkParquetIOManager(root_uri=root, pyspark=pyspark),
-            "checkpoint_io_manager": CheckpointIOManager(root_uri=root),
+            "run_guard": run_guard,
+            "parquet_io_manager": SparkParquetIOManager(root_uri=root, pyspark=pyspark, run_guard=run_guard),
+            "checkpoint_io_manager": CheckpointIOManager(root_uri=root, run_guard=run_guard),
         },
         executor=dg.in_process_executor,
     )

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from rl_bakery_dagster.application import Application
+from rl_bakery_dagster.run_guard import APPLICATION_TAG
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     )
 
 DAILY_JOB = "daily_training"
-APP_TAG = "rl_bakery/app"
+APP_TAG = APPLICATION_TAG
 """Runs carry this tag so that the run queue can hold one run per application at a time."""
 
 

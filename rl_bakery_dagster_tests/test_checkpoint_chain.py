@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from rl_bakery_dagster.checkpoint_format import CHECKPOINT, CHECKPOINT_PREFIX, GREEDY_POLICY
 from rl_bakery_dagster.jobs import DAILY_JOB
+from rl_bakery_dagster.run_guard import APPLICATION_TAG, TICKET_TAG
 from rl_bakery_dagster.training.checkpoints import read_metrics
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, stored, tiny_cartpole
 
@@ -76,11 +77,11 @@ def test_single_run_backfill_trains_in_order_and_equals_daily_runs(
     daily_defs = definitions(other, tiny_cartpole(home, seed=5))
     instance = dg.DagsterInstance.ephemeral()
     for day in DAYS:
-        assert (
-            daily_defs.resolve_job_def(DAILY_JOB)
-            .execute_in_process(partition_key=day, instance=instance)
-            .success
-        )
+        daily = daily_defs.resolve_job_def(DAILY_JOB).execute_in_process(partition_key=day, instance=instance)
+        assert daily.success
+        # every run took the application's turn (run_guard.py) through the IO managers; alone, ticket 1
+        run = instance.get_run_by_id(daily.run_id)
+        assert run is not None and run.tags[TICKET_TAG] == "1" and run.tags[APPLICATION_TAG] == "cartpole"
     for day in DAYS:
         ours, theirs = variables(home, day), variables(other, day)
         assert ours.keys() == theirs.keys()

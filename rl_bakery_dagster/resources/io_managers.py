@@ -3,7 +3,8 @@
 Assets never build paths: these managers map an asset key and a day to
 `<root>/<asset key path>/dt=<day>/`, write through a staging folder and commit a new version
 atomically (`StorageRoot.commit`, see `storage.py`), and hand downstream assets the current
-version of the partitions their mapping asks for.
+version of the partitions their mapping asks for. Both depend on the application's run guard
+(`run_guard.py`): a step reads or writes nothing before its run has the application's turn.
 """
 
 import contextlib
@@ -22,6 +23,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from rl_bakery_dagster.resources.storage import StorageRoot
+from rl_bakery_dagster.run_guard import ApplicationRunGuard
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
 
 
@@ -81,6 +83,7 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
 
     root_uri: str
     pyspark: dg.ResourceDependency[PySparkResource]
+    run_guard: dg.ResourceDependency[ApplicationRunGuard]
 
     @property
     def _root(self) -> StorageRoot:
@@ -170,6 +173,7 @@ class CheckpointIOManager(dg.ConfigurableIOManager):
     """Stores each day's agent folder under `root_uri`; loads the uris of stored days."""
 
     root_uri: str
+    run_guard: dg.ResourceDependency[ApplicationRunGuard]
 
     @property
     def _root(self) -> StorageRoot:
