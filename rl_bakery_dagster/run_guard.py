@@ -15,10 +15,11 @@ run they wait for. Tickets of finished runs no longer count, so a crashed run's 
 as Dagster marks it failed.
 
 A run killed outright (SIGKILL, a lost machine) stays "STARTED" in the instance until someone or
-Dagster's run monitoring marks it failed. Its holder's host and pid are recorded: on the same
-host a run whose process is gone is skipped with a warning; on another host the waiting run
-says which run to mark failed (the UI's *Terminate* on that run), and gives up after
-`wait_timeout_minutes`.
+Dagster's run monitoring marks it failed. Its holder's host and pid are recorded (the
+application's definitions use the in-process executor, so that pid is the run's own process for
+its whole life): on the same host a run whose process is gone is skipped with a warning; on
+another host the waiting run says which run to mark failed (the UI's *Terminate* on that run),
+and gives up after `wait_timeout_minutes`.
 """
 
 from __future__ import annotations

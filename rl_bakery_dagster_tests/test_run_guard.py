@@ -46,6 +46,12 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInsta
     return dg.DagsterInstance.get()  # creates the run storage before any process races to
 
 
+@pytest.fixture
+def memory() -> dg.DagsterInstance:
+    """An in-memory instance: the same run storage code, for the ordering rules."""
+    return dg.DagsterInstance.ephemeral()
+
+
 def launch(hold_seconds: float) -> subprocess.Popen[str]:
     env = {**os.environ, "GUARD_HOLD_SECONDS": str(hold_seconds)}
     return subprocess.Popen(
@@ -105,15 +111,15 @@ def test_a_killed_holder_does_not_wedge_the_next_run(instance: dg.DagsterInstanc
     assert warnings and dead.dagster_run.run_id in warnings[0]
 
 
-def test_a_holder_on_another_host_makes_the_next_run_wait_then_say_why(instance: dg.DagsterInstance) -> None:
+def test_a_holder_on_another_host_makes_the_next_run_wait_then_say_why(memory: dg.DagsterInstance) -> None:
     holder = {TICKET_TAG: "1", CHOOSING_TAG: "0", HOLDER_TAG: "elsewhere:1"}
-    other = fabricated_run(instance, dg.DagsterRunStatus.STARTED, **holder)
-    mine = instance.get_run_by_id(fabricated_run(instance, dg.DagsterRunStatus.STARTED))
+    other = fabricated_run(memory, dg.DagsterRunStatus.STARTED, **holder)
+    mine = memory.get_run_by_id(fabricated_run(memory, dg.DagsterRunStatus.STARTED))
     assert mine is not None
     with pytest.raises(TurnTimeout) as refused:
-        wait_for_turn(instance, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.3)
+        wait_for_turn(memory, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.3)
     assert other in str(refused.value) and "Terminate" in str(refused.value)
-    stored = instance.get_run_by_id(mine.run_id)
+    stored = memory.get_run_by_id(mine.run_id)
     assert stored is not None and stored.tags[TICKET_TAG] == "2"  # one more than every ticket in sight
 
 
@@ -130,22 +136,22 @@ def test_a_holder_on_another_host_makes_the_next_run_wait_then_say_why(instance:
     ],
 )
 def test_who_goes_first(
-    instance: dg.DagsterInstance, status: dg.DagsterRunStatus, tags: dict[str, str], waits: bool
+    memory: dg.DagsterInstance, status: dg.DagsterRunStatus, tags: dict[str, str], waits: bool
 ) -> None:
-    fabricated_run(instance, status, **{HOLDER_TAG: "elsewhere:1", **tags})
-    mine = instance.get_run_by_id(fabricated_run(instance, dg.DagsterRunStatus.STARTED))
+    fabricated_run(memory, status, **{HOLDER_TAG: "elsewhere:1", **tags})
+    mine = memory.get_run_by_id(fabricated_run(memory, dg.DagsterRunStatus.STARTED))
     assert mine is not None
     if waits:
         with pytest.raises(TurnTimeout):
-            wait_for_turn(instance, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
+            wait_for_turn(memory, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
     else:
-        wait_for_turn(instance, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
+        wait_for_turn(memory, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
 
 
-def test_a_run_keeps_its_ticket_across_steps(instance: dg.DagsterInstance) -> None:
+def test_a_run_keeps_its_ticket_across_steps(memory: dg.DagsterInstance) -> None:
     """A later step of a run that has its turn must not queue behind runs that came after it."""
-    mine = instance.get_run_by_id(fabricated_run(instance, dg.DagsterRunStatus.STARTED))
+    mine = memory.get_run_by_id(fabricated_run(memory, dg.DagsterRunStatus.STARTED))
     assert mine is not None
-    wait_for_turn(instance, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
-    fabricated_run(instance, dg.DagsterRunStatus.STARTED, **{TICKET_TAG: "2", CHOOSING_TAG: "0"})
-    wait_for_turn(instance, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)  # the stale object
+    wait_for_turn(memory, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)
+    fabricated_run(memory, dg.DagsterRunStatus.STARTED, **{TICKET_TAG: "2", CHOOSING_TAG: "0"})
+    wait_for_turn(memory, mine, APP, None, poll_seconds=0.05, timeout_seconds=0.2)  # the stale object
