@@ -52,8 +52,8 @@ def memory() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def launch(hold_seconds: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "GUARD_HOLD_SECONDS": str(hold_seconds)}
+def launch(hold_seconds: float, meet: int = 0) -> subprocess.Popen[str]:
+    env = {**os.environ, "GUARD_HOLD_SECONDS": str(hold_seconds), "GUARD_MEET": str(meet)}
     return subprocess.Popen(
         [DAGSTER, "job", "execute", "-m", "rl_bakery_dagster_tests.guarded_job", "-j", "take_turn"],
         env=env,
@@ -77,7 +77,7 @@ def fabricated_run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus, **
 
 def test_shell_runs_launched_together_take_turns(instance: dg.DagsterInstance) -> None:
     """Three `dagster job execute` of one application started at once never hold a turn together."""
-    processes = [launch(hold_seconds=3) for _ in range(3)]
+    processes = [launch(hold_seconds=1, meet=3) for _ in range(3)]
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(o[-3000:] for o in outputs)
     held = turns(Path(os.environ["GUARD_RECORD"]))
@@ -85,10 +85,12 @@ def test_shell_runs_launched_together_take_turns(instance: dg.DagsterInstance) -
     for before, after in itertools.pairwise(held):
         assert after["start"] >= before["end"], held
     waited = sum("waiting for run(s)" in output for output in outputs)
-    assert waited >= 2, "the runs did not meet, so the test showed nothing"
+    assert waited >= 2, "the first holder keeps its turn until all three exist, so two must wait"
 
 
-def test_a_killed_holder_does_not_wedge_the_next_run(instance: dg.DagsterInstance) -> None:
+def test_a_killed_holder_does_not_wedge_the_next_run(
+    instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A shell run killed mid-turn stays STARTED in the instance; the next run goes on anyway."""
     holder = launch(hold_seconds=300)
     deadline = time.monotonic() + 120
@@ -100,7 +102,7 @@ def test_a_killed_holder_does_not_wedge_the_next_run(instance: dg.DagsterInstanc
     (dead,) = instance.get_run_records(filters=dg.RunsFilter(tags={APPLICATION_TAG: APP}))
     assert dead.dagster_run.status == dg.DagsterRunStatus.STARTED
 
-    os.environ["GUARD_HOLD_SECONDS"] = "0"
+    monkeypatch.setenv("GUARD_HOLD_SECONDS", "0")
     result = guarded_job.defs.get_job_def("take_turn").execute_in_process(instance=instance)
     assert result.success
     warnings = [
