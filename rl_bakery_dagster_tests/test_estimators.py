@@ -405,11 +405,14 @@ def test_declared_reward_range_is_enforced_and_predictions_clipped() -> None:
     assert (clipped.min_prediction, clipped.max_prediction) == (0.0, 1.0)
     assert clipped.sum_dm == pytest.approx(1.1)
     assert estimate(clipped, reward_range=(0.0, 1.0))["dm"].value == pytest.approx(0.55)
-    # DR is unbiased, not bounded: its estimate may leave the reward range, and its interval (clipped
-    # to the range, where the value lies) still contains it (found on the OBD sample's logs)
+    # DR is unbiased, not bounded: on the OBD sample it reported click rates of -0.105. By hand,
+    # each row's DR value is v + w (r - q) = 0.2 + 2 * (0 - 0.9) = -1.6; the policy value lies in
+    # [0, 1], so the estimate is projected to 0 (never farther from the truth) and stays inside its
+    # interval, which is clipped to the range; the normal bounds remain around the raw -1.6
     negative = OPESums.from_arrays([0.0] * 50, [0.5] * 50, [1.0] * 50, [0.9] * 50, [0.2] * 50)
     dr = estimate(negative, reward_range=(0.0, 1.0))["dr"]
-    assert dr.value == pytest.approx(-1.6) and dr.lower <= dr.value <= dr.upper
+    assert dr.value == 0.0 and dr.lower == 0.0 and 0.0 <= dr.upper <= 1.0
+    assert dr.normal_lower == pytest.approx(-1.6) and dr.normal_upper == pytest.approx(-1.6)
 
 
 def test_three_way_decision_on_arrays() -> None:

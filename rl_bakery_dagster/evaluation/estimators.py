@@ -337,8 +337,9 @@ def bounded_mean(
     """The mean of per-row values known to lie in ``value_range``, with its empirical-Bernstein interval.
 
     General: any per-row quantity with a known range (a reward, an importance-weighted return, a paired
-    difference) summarised by ``n``, its sum and its sum of squares. ``clip`` intersects the interval
-    with a range the *estimand* is known to lie in (a policy value lies in the reward range).
+    difference) summarised by ``n``, its sum and its sum of squares. ``clip`` is a range the *estimand*
+    is known to lie in (a policy value lies in the reward range): the point is projected onto it and
+    the interval intersected with it.
     """
     normal = _mean(name, n, total, total_sq, _z(confidence), confidence)
     if n < 2:
@@ -346,12 +347,15 @@ def bounded_mean(
     low, high = value_range
     mean, variance = mean_and_variance(n, total, total_sq)
     half = float(empirical_bernstein_half_width(n, variance, high - low, confidence))
-    lower, upper = float(mean) - half, float(mean) + half
+    point = float(mean)
+    lower, upper = point - half, point + half
     if clip is not None:
-        # the estimand lies in `clip`, but an unbiased estimate (DR) may not: keep the point inside its
-        # interval (widening an interval never lowers its coverage)
-        lower, upper = min(max(lower, clip[0]), float(mean)), max(min(upper, clip[1]), float(mean))
-    return dataclasses.replace(normal, lower=lower, upper=upper, interval=EMPIRICAL_BERNSTEIN)
+        # the estimand lies in `clip`, but an unbiased estimate (DR) may not: project the point onto
+        # `clip` (never farther from a truth inside it) and keep it inside its interval (an interval
+        # widened within `clip` never loses coverage); the normal bounds stay around the raw mean
+        point = min(max(point, clip[0]), clip[1])
+        lower, upper = min(max(lower, clip[0]), point), max(min(upper, clip[1]), point)
+    return dataclasses.replace(normal, value=point, lower=lower, upper=upper, interval=EMPIRICAL_BERNSTEIN)
 
 
 def _interval(name: str, value: float, std_error: float, z: float, confidence: float) -> Estimate:
