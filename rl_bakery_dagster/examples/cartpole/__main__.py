@@ -113,7 +113,9 @@ def main() -> None:
                 logs["user_id"] += new_player_ids(warehouse, shift_day(day, -1))
             write_day(logs, warehouse, day)
             rows, played_by = len(logs), "yesterday's collect policy"
-        observe.execute_in_process(instance=instance, run_config=QUIET_LOGS)  # lineage: warehouse[day] is known before training
+        observe.execute_in_process(
+            instance=instance, run_config=QUIET_LOGS
+        )  # lineage: warehouse[day] is known before training
         return rows, played_by
 
     if args.next_day:
