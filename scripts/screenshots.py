@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import urllib.request
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def main() -> None:
     url, app = args.url.rstrip("/"), args.app
     pages = {
         "lineage": f"{url}/locations/{app}/asset-groups/{app}/lineage",
-        "checkpoint_overview": f"{url}/assets/{app}/agent_checkpoint",
+        "checkpoint_plots": f"{url}/assets/{app}/agent_checkpoint",
         "checkpoint_events": f"{url}/assets/{app}/agent_checkpoint?view=events",
         "checkpoint_partitions": f"{url}/assets/{app}/agent_checkpoint?view=partitions",
     }
@@ -60,7 +61,13 @@ def main() -> None:
             page.goto(address, wait_until="networkidle", timeout=120_000)
             page.wait_for_timeout(3_000)  # charts and the graph layout render after the data arrives
             page.keyboard.press("Escape")  # closes the first visit's "Join the Dagster community" dialog
-            page.wait_for_timeout(1_000)
+            for _ in range(120):  # the code location, then the graph's nodes, load after the page
+                if page.get_by_text(re.compile(r"^Loading")).count() == 0:
+                    break
+                page.wait_for_timeout(1_000)
+            if name == "checkpoint_plots":  # the metadata section's Table/Plots toggle
+                page.get_by_role("button", name="Plots").first.click()
+                page.wait_for_timeout(3_000)
             target = args.out / f"{name}.png"
             page.screenshot(path=str(target), full_page=True)
             print(f"{name}: {address} -> {target}")
