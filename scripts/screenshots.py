@@ -18,7 +18,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-LATEST_RUN = "{ runsOrError(limit: 1) { ... on Runs { results { runId jobName } } } }"
+LATEST_RUN = "{ runsOrError(limit: 50) { ... on Runs { results { runId jobName } } } }"
 
 
 def latest_run(url: str) -> str | None:
@@ -29,7 +29,8 @@ def latest_run(url: str) -> str | None:
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         runs = json.load(response)["data"]["runsOrError"].get("results", [])
-    return runs[0]["runId"] if runs else None
+    training = [r for r in runs if r["jobName"] != "observe_warehouse"]  # a run that trained, if any
+    return (training or runs)[0]["runId"] if runs else None
 
 
 def main() -> None:
@@ -42,23 +43,28 @@ def main() -> None:
     args = parser.parse_args()
 
     url, app = args.url.rstrip("/"), args.app
-    pages = {
-        "lineage": f"{url}/locations/{app}/asset-groups/{app}/lineage",
-        "checkpoint_plots": f"{url}/assets/{app}/agent_checkpoint",
-        "checkpoint_events": f"{url}/assets/{app}/agent_checkpoint?view=events",
-        "checkpoint_partitions": f"{url}/assets/{app}/agent_checkpoint?view=partitions",
+    day = re.compile(r"\d{4}-\d{2}-\d{2}")
+    pages = {  # name -> (address, text that shows the page's data has arrived)
+        "lineage": (f"{url}/locations/{app}/asset-groups/{app}/lineage", re.compile(r"filled")),
+        "checkpoint_plots": (f"{url}/assets/{app}/agent_checkpoint", re.compile(r"^Plots$")),
+        "checkpoint_events": (
+            f"{url}/assets/{app}/agent_checkpoint?view=events",
+            re.compile("materialized in run"),
+        ),
+        "checkpoint_partitions": (f"{url}/assets/{app}/agent_checkpoint?view=partitions", day),
     }
     run_id = latest_run(url)
     if run_id:
-        pages["run"] = f"{url}/runs/{run_id}"
+        pages["run"] = (f"{url}/runs/{run_id}", re.compile(r"Finished|Started"))
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=args.chromium, headless=True, args=["--no-sandbox"]
         )
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        for name, address in pages.items():
+        for name, (address, ready) in pages.items():
             page.goto(address, wait_until="networkidle", timeout=120_000)
+            page.get_by_text(ready).first.wait_for(timeout=180_000)
             page.wait_for_timeout(3_000)  # charts and the graph layout render after the data arrives
             page.keyboard.press("Escape")  # closes the first visit's "Join the Dagster community" dialog
             for _ in range(120):  # the code location, then the graph's nodes, load after the page
