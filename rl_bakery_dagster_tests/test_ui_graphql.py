@@ -129,7 +129,9 @@ def test_materialize_one_partition_through_the_webserver_graphql_api(home: Path)
         assert node["partitionStats"]["numMaterialized"] == 1
         [materialization] = node["assetMaterializations"]
         assert materialization["partition"] == START
-        metadata = {e["label"]: e.get("intValue", e.get("floatValue")) for e in node_entries(materialization)}
+        metadata = {
+            e["label"]: e.get("intValue", e.get("floatValue")) for e in materialization["metadataEntries"]
+        }
         assert metadata["dagster/row_count"] == 4 * 40  # log_random_days: 4 players x 40 steps
         checks = node["assetChecksOrError"]["checks"]
         assert len(checks) >= 5
@@ -142,7 +144,3 @@ def test_materialize_one_partition_through_the_webserver_graphql_api(home: Path)
         server.terminate()
         server.wait(timeout=60)
         log.close()
-
-
-def node_entries(materialization: dict) -> list[dict]:
-    return materialization["metadataEntries"]
