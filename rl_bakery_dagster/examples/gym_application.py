@@ -43,10 +43,11 @@ def gym_application(
     warehouse: str | None,
     eval_episodes: int,
     trajectory: TrajectorySettings,
+    start_date: str = START_DATE,
 ) -> Application:
     return Application(
         name=name,
-        start_date=START_DATE,
+        start_date=start_date,
         schema=TimestepSchema(
             env_id_columns=("user_id",), timestep_column="ts", observation_columns=observation_columns
         ),

@@ -18,6 +18,7 @@ from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.io_managers import ParquetPartitions
 from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent, save_agent
 from rl_bakery_dagster.training.dataset import TransitionLayout
+from rl_bakery_dagster.training.summaries import DaySummaries
 from rl_bakery_dagster.training.trainer import (
     NonFiniteLossError,
     TrainingStats,
@@ -127,6 +128,11 @@ def train_day(
                 shuffle_rows=settings.shuffle_buffer_rows,
                 seed=settings.seed * 100_003 + days_between(app.start_date, day),
                 log=log,
+                summaries=DaySummaries(
+                    output_folder,
+                    settings.epsilon_at if app.action_space.is_discrete else None,
+                    settings.train_steps_per_day,
+                ),
             )
         except NonFiniteLossError as error:
             raise TrainingDivergedError(app.name, day, sorted(window), error) from error

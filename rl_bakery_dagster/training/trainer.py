@@ -22,6 +22,7 @@ from rl_bakery_dagster.training.dataset import (
     transition_dataset,
 )
 from rl_bakery_dagster.training.schedules import agent_learning_rates
+from rl_bakery_dagster.training.summaries import DaySummaries
 from rl_bakery_dagster.trajectory_format import ARRAY_COLUMNS
 
 PROGRESS_EVERY_SECONDS = 10.0
@@ -150,12 +151,14 @@ def train_on_transitions(
     shuffle_rows: int,
     seed: int,
     log: logging.Logger,
+    summaries: DaySummaries | None = None,
 ) -> TrainingStats:
     """Runs `train_steps` agent updates on shuffled batches of the stored transitions.
 
     With fewer transitions than one batch, nothing is trained and `skipped` says so: the agent
     is carried forward unchanged rather than updated on a degenerate batch. Raises
     `NonFiniteLossError` as soon as a loss (or, at the end, a weight) is not finite.
+    `summaries`, if given, records the day's TensorBoard scalars and writes them once trained.
     """
     tf.config.experimental.enable_op_determinism()
     started = time.monotonic()
@@ -185,6 +188,8 @@ def train_on_transitions(
             raise NonFiniteLossError(step + 1, train_steps, float("nan")) from error
         if not np.isfinite(losses[step]):
             raise NonFiniteLossError(step + 1, train_steps, losses[step])
+        if summaries is not None:
+            summaries.record(agent, step, experience)
         if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
             last_report = time.monotonic()
             log.info(f"train step {step + 1}/{train_steps}, loss {losses[step]:.4f}")
@@ -192,6 +197,8 @@ def train_on_transitions(
         raise NonFiniteLossError(train_steps, train_steps, None)
     seconds = time.monotonic() - started
     total = int(agent.train_step_counter.numpy())
+    if summaries is not None:
+        summaries.write(total - train_steps + 1, losses)
     log.info(f"trained {train_steps} steps in {seconds:.1f}s ({train_steps / seconds:.0f} steps/s)")
     return TrainingStats(
         transitions,

@@ -4,12 +4,21 @@ Day 1's logs come from a random policy; each later day is played by the collect 
 `agent_checkpoint` exported the day before, as a deployed product would. Every day is
 materialised through the `daily_training` job in the local Dagster instance, so the runs show up
 in `dagster dev` afterwards.
+
+The days end the day before yesterday (UTC) by default: the UI plots and the Materialize dialog
+show the most recent partitions, so the demo's days are the ones a user sees there, and
+yesterday is left for `--next-day`, which writes the logs of the day after the warehouse's newest
+day (played by that day's collect policy) without training, for the README's
+`dagster job execute` example. Each day written is observed (`observe_warehouse`) before it is
+trained, so the UI's lineage starts at the warehouse.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import sys
 import time
 import warnings
 
@@ -17,6 +26,16 @@ from rl_bakery_dagster.definitions import bakery_home
 from rl_bakery_dagster.local_instance import local_instance
 
 INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def new_player_ids(warehouse: str, day: str) -> int:
+    """The first user id not seen on `day` (the simulator keeps no state between processes)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids = pq.read_table(f"{warehouse}/dt={day}", columns=["user_id"]).column("user_id")
+    return int(pc.max(ids).as_py()) + 1
 
 
 def main() -> None:
@@ -25,6 +44,14 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=16, help="simultaneous CartPole players")
     parser.add_argument("--steps-per-env", type=int, default=125, help="steps each player logs per day")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--last-day", default=None, help="the demo's last day (default: the day before yesterday, UTC)"
+    )
+    parser.add_argument(
+        "--next-day",
+        action="store_true",
+        help="only write the logs of the day after the warehouse's newest day (no training)",
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("RL_BAKERY_SPARK_CONF", '{"spark.log.level": "ERROR"}')
@@ -38,38 +65,75 @@ def main() -> None:
         warnings.filterwarnings("ignore", module=noisy)
     warnings.filterwarnings("ignore", category=SyntaxWarning)
 
+    from rl_bakery_dagster.application import ParquetWarehouse
     from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
-    from rl_bakery_dagster.examples.cartpole.definitions import defs
     from rl_bakery_dagster.examples.gym_application import warehouse_uri
-    from rl_bakery_dagster.examples.gym_simulator import (
-        BatchedGym,
-        random_policy,
-        tf_policy,
-        write_day,
-    )
-    from rl_bakery_dagster.jobs import DAILY_JOB
+    from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy, tf_policy, write_day
+    from rl_bakery_dagster.jobs import DAILY_JOB, OBSERVE_JOB
     from rl_bakery_dagster.partitions import shift_day
     from rl_bakery_dagster.resources.storage import StorageRoot
 
     app_name = "cartpole"
-    job = defs.resolve_job_def(DAILY_JOB)
-    storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
-    start = "2024-01-01"
+    warehouse = warehouse_uri(app_name)
+    logged = ParquetWarehouse(warehouse).complete_days()
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    last = args.last_day or shift_day(yesterday, -1)
+    first = shift_day(last, 1 - args.days)
+    if args.next_day and not logged:
+        sys.exit("The warehouse has no days yet: run the demo first (bash scripts/demo.sh).")
+    if not args.next_day and logged and logged[0] < first:
+        sys.exit(
+            f"{warehouse} already holds an earlier chain (from {logged[0]}): the demo starts a new "
+            f"one on {first}. Use a fresh RL_BAKERY_HOME, or --last-day to continue from "
+            f"{logged[-1]}."
+        )
     product = BatchedGym(ENV_NAME, args.envs, seed=args.seed)
-    print(f"home: {bakery_home()}  (Dagster instance: {os.environ['DAGSTER_HOME']})")
-    for offset in range(args.days):
-        day = shift_day(start, offset)
-        if offset == 0:
-            policy, played_by = random_policy(product.action_space, args.seed), "a random policy"
+    if not args.next_day:  # the chain's first day, played at random; the example's partitions start here
+        first_logs = product.log(
+            random_policy(product.action_space, args.seed), args.steps_per_env, OBSERVATION_COLUMNS
+        )
+        write_day(first_logs, warehouse, first)
+
+    from rl_bakery_dagster.examples.cartpole.definitions import defs
+
+    job = defs.resolve_job_def(DAILY_JOB)
+    observe = defs.resolve_job_def(OBSERVE_JOB)
+    storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
+
+    def log_and_observe(day: str) -> tuple[int, str]:
+        """Writes `day`'s logs played by day-1's collect policy, then observes the warehouse."""
+        if day == first and not args.next_day:
+            rows, played_by = len(first_logs), "a random policy"
         else:
             saved = storage.read_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
-            policy, played_by = (
-                tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")),
-                "yesterday's collect policy",
+            policy = tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}"))
+            logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
+            if args.next_day:  # a new process cannot continue yesterday's episodes: new players
+                logs["user_id"] += new_player_ids(warehouse, shift_day(day, -1))
+            write_day(logs, warehouse, day)
+            rows, played_by = len(logs), "yesterday's collect policy"
+        observe.execute_in_process(
+            instance=instance, run_config=QUIET_LOGS
+        )  # lineage: warehouse[day] is known before training
+        return rows, played_by
+
+    if args.next_day:
+        day = shift_day(logged[-1], 1)
+        if day > yesterday:
+            sys.exit(
+                f"The warehouse already holds {logged[-1]}; {day} is not over yet (UTC): it has no partition."
             )
-        logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
-        write_day(logs, warehouse_uri(app_name), day)
+        if storage.current_uri([app_name, "agent_checkpoint"], logged[-1]) is None:
+            sys.exit(f"agent_checkpoint[{logged[-1]}] is not trained yet: its collect policy plays {day}.")
+        rows, played_by = log_and_observe(day)
+        print(f"{day}: {rows} timesteps played by {played_by}, written to {warehouse}/dt={day}")
+        return
+
+    print(f"home: {bakery_home()}  (Dagster instance: {os.environ['DAGSTER_HOME']})")
+    for offset in range(args.days):
+        day = shift_day(first, offset)
+        rows, played_by = log_and_observe(day)
         started = time.monotonic()
         result = job.execute_in_process(partition_key=day, instance=instance, run_config=INFO_LOGS)
         metadata = next(
@@ -78,7 +142,7 @@ def main() -> None:
             if event.materialization.asset_key.path[-1] == "agent_checkpoint"
         )
         print(
-            f"{day}: {len(logs)} timesteps played by {played_by}; trained "
+            f"{day}: {rows} timesteps played by {played_by}; trained "
             f"{metadata['train_steps'].value} steps in {time.monotonic() - started:.0f}s; "
             f"greedy policy return {metadata['eval_return_mean'].value:.1f} "
             f"± {metadata['eval_return_std'].value:.1f} over {metadata['eval_episodes'].value} episodes",

@@ -1,7 +1,9 @@
 """CartPole as a daily RL application: a simulated product logs play, DQN learns from the logs."""
 
-from rl_bakery_dagster.application import ActionSpace, Application, TrajectorySettings
-from rl_bakery_dagster.examples.gym_application import gym_application
+import os
+
+from rl_bakery_dagster.application import ActionSpace, Application, ParquetWarehouse, TrajectorySettings
+from rl_bakery_dagster.examples.gym_application import START_DATE, gym_application, warehouse_uri
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 
 ENV_NAME = "CartPole-v0"
@@ -14,11 +16,13 @@ DEFAULT_AGENT = TFAgentsResource(
     gamma=0.99,
     target_update_period=100,
     batch_size=64,
-    train_steps_per_day=2000,
+    train_steps_per_day=int(os.environ.get("CARTPOLE_TRAIN_STEPS_PER_DAY", "2000")),
 )
 
 
-def cartpole_application(agent: TFAgentsResource | None = None, warehouse: str | None = None) -> Application:
+def cartpole_application(
+    agent: TFAgentsResource | None = None, warehouse: str | None = None, start_date: str = START_DATE
+) -> Application:
     """`agent` and `warehouse` default to DQN and `CARTPOLE_WAREHOUSE_URI` (`<home>/warehouse/cartpole`)."""
     return gym_application(
         "cartpole",
@@ -29,4 +33,15 @@ def cartpole_application(agent: TFAgentsResource | None = None, warehouse: str |
         warehouse,
         eval_episodes=100,
         trajectory=TrajectorySettings(n_step=1, lookback_days=1, lag_days=0, window_days=30),
+        start_date=start_date,
     )
+
+
+def first_logged_day(warehouse: str | None = None) -> str:
+    """The example's first day: its warehouse's first complete day (`START_DATE` while it has none).
+
+    The demo writes the days just before today, so the chain (and the UI's partitions) start
+    there rather than years of empty partitions earlier.
+    """
+    days = ParquetWarehouse(warehouse or warehouse_uri("cartpole")).complete_days()
+    return min(days) if days else START_DATE
