@@ -38,7 +38,7 @@ def build_daily_schedule(
 ) -> dg.ScheduleDefinition:
     """The alternative to the sensor: run yesterday's partition every day at 02:00 UTC."""
     partition_set = f"{app.name}'s days (UTC), from {partitions.start.strftime('%Y-%m-%d')}"
-    return dg.build_schedule_from_partitioned_job(
+    schedule = dg.build_schedule_from_partitioned_job(
         job,
         hour_of_day=2,
         minute_of_hour=0,
@@ -49,7 +49,11 @@ def build_daily_schedule(
             "day's logs to be complete, so a day not yet complete fails with that sentence and "
             "writes nothing; re-run it once the logs are in."
         ),
-        metadata={"partition_set": partition_set, "partition": "the day before the tick (UTC)"},
+    )
+    # Dagster 1.13 serialises every schedule with no partition set (the UI's "Partition set: None")
+    # and drops `metadata=` for a partitioned job: both the description and this metadata say it
+    return schedule.with_attributes(
+        metadata={"partition_set": partition_set, "partition": "the day before the tick (UTC)"}
     )
 
 

@@ -165,12 +165,8 @@ def filter_python_loggers() -> None:
             logger.addFilter(_log_filter)
 
 
-def silence_known_noise() -> None:
-    """Installs the filters of this module once per process (no-op with RL_BAKERY_VERBOSE=1)."""
-    if os.environ.get("RL_BAKERY_VERBOSE", "") not in ("", "0") or any(
-        isinstance(f, _QuietImports) for f in sys.meta_path
-    ):
-        return
+def ignore_known_warnings() -> None:
+    """Python warnings filters for the known noise, matched by message (and file, where it helps)."""
     # compile-time warnings name the file as their module; TF's autograph compiles TF-Agents' code again
     for module in (r".*[\\/]tf_agents[\\/]", r".*__autograph_generated_file"):
         warnings.filterwarnings("ignore", r'"is( not)?" with a literal', SyntaxWarning, module)
@@ -178,6 +174,15 @@ def silence_known_noise() -> None:
     warnings.filterwarnings(
         "ignore", r"Encoding a StructuredValue with type tfp\.distributions\.", UserWarning
     )
+
+
+def silence_known_noise() -> None:
+    """Installs the filters of this module once per process (no-op with RL_BAKERY_VERBOSE=1)."""
+    if os.environ.get("RL_BAKERY_VERBOSE", "") not in ("", "0") or any(
+        isinstance(f, _QuietImports) for f in sys.meta_path
+    ):
+        return
+    ignore_known_warnings()
     if "tensorflow" in sys.modules:  # imported before this package: only its loggers can be filtered
         filter_python_loggers()
     sys.meta_path.insert(0, _QuietImports())
