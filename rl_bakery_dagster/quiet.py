@@ -74,21 +74,30 @@ def is_noise(line: str, patterns: Sequence[re.Pattern[str]]) -> bool:
 _redirect_lock = threading.RLock()
 
 
+def _flush_stderr() -> None:
+    if sys.stderr is not None:
+        sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def filtered_stderr(patterns: Sequence[re.Pattern[str]]) -> Iterator[None]:
     """Sends descriptor 2 to a scratch file for the block, then replays its lines minus `patterns`.
 
     Lines written in the block by other threads are replayed too, only later.
     """
-    with _redirect_lock, tempfile.TemporaryFile(mode="w+b", prefix="rl_bakery_stderr_") as scratch:
-        sys.stderr.flush()
+    try:
         saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a daemon with stderr closed): nothing to filter
+        yield
+        return
+    with _redirect_lock, tempfile.TemporaryFile(mode="w+b", prefix="rl_bakery_stderr_") as scratch:
+        _flush_stderr()
         try:
             os.dup2(scratch.fileno(), 2)
             try:
                 yield
             finally:
-                sys.stderr.flush()
+                _flush_stderr()
                 os.dup2(saved, 2)
                 scratch.seek(0)
                 kept = [

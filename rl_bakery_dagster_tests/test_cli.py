@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+
 from rl_bakery_dagster.training.checkpoints import read_metrics
 from rl_bakery_dagster_tests.apps import log_random_days, stored
 
@@ -49,7 +51,7 @@ def run(args: list[str], home: Path) -> subprocess.CompletedProcess:
 
 
 def test_job_execute_then_range_backfill(home: Path) -> None:
-    log_random_days(home, 3)
+    frames = log_random_days(home, 3)
     one_day = run(
         [
             "job",
@@ -91,6 +93,16 @@ def test_job_execute_then_range_backfill(home: Path) -> None:
     ]
     assert restored == ["2024-01-01", "2024-01-02"]
     assert "eval_return_mean" in read_metrics(str(stored(home, "cartpole", "agent_checkpoint", "2024-01-03")))
+
+    # a range run gives each day its own numbers as an observation of its partition (public API)
+    timesteps = dg.AssetKey(["cartpole", "timesteps"])
+    with dg.DagsterInstance.get() as instance:
+        for day, logged in zip(("2024-01-02", "2024-01-03"), frames[1:], strict=True):
+            observed = instance.fetch_observations(
+                dg.AssetRecordsFilter(asset_key=timesteps, asset_partitions=[day]),
+                limit=1,
+            ).records
+            assert observed[0].asset_observation.metadata["dagster/row_count"].value == len(logged)
 
 
 def test_workspace_loads_for_dagster_dev(home: Path) -> None:

@@ -93,7 +93,7 @@ def partition_metadata(
         {
             "dagster/column_schema": schema,
             "days_in_run": len(per_day),
-            "rows_in_run": sum(int(str(m["dagster/row_count"])) for m in per_day.values()),
+            "rows_in_run": sum(count(m["dagster/row_count"]) for m in per_day.values()),  # type: ignore[arg-type]
             "by_day": {d: {k: v for k, v in m.items() if k != "path"} for d, m in per_day.items()},
         }
     )
