@@ -11,7 +11,12 @@ import warnings
 
 import pytest
 
-from rl_bakery_dagster.quiet import filtered_stderr, ignore_known_warnings, stderr_noise
+from rl_bakery_dagster.quiet import (
+    filter_python_loggers,
+    filtered_stderr,
+    ignore_known_warnings,
+    stderr_noise,
+)
 
 
 def test_descriptor_2_keeps_every_line_but_the_known_ones(capfd: pytest.CaptureFixture[str]) -> None:
@@ -34,7 +39,9 @@ def test_descriptor_2_keeps_every_line_but_the_known_ones(capfd: pytest.CaptureF
 
 
 def test_absl_and_tensorflow_loggers_drop_only_the_known_messages(caplog: pytest.LogCaptureFixture) -> None:
-    import tensorflow  # noqa: F401  (imported through the package's finder: the filters are installed)
+    import absl.logging  # noqa: F401  (absl's own logger class first, as when TensorFlow imports it)
+
+    filter_python_loggers()  # what importing TensorFlow through the package does (test_cli.py runs that)
 
     with caplog.at_level(logging.WARNING):
         logging.getLogger("absl").warning(
