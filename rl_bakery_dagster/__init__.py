@@ -7,8 +7,10 @@ for the embedded Spark), whatever the launch path.
 """
 
 from rl_bakery_dagster.environment import apply_process_defaults
+from rl_bakery_dagster.quiet import silence_known_noise
 
 apply_process_defaults()
+silence_known_noise()  # TensorFlow's, TF-Agents' and gym's known start-up noise, by exact text
 
 _EXPORTS = {
     "ActionSpace": "rl_bakery_dagster.application",
@@ -17,6 +19,7 @@ _EXPORTS = {
     "TimestepSchema": "rl_bakery_dagster.application",
     "TrajectorySettings": "rl_bakery_dagster.application",
     "build_definitions": "rl_bakery_dagster.definitions",
+    "TFAgentsResource": "rl_bakery_dagster.resources.agents",
 }
 __all__ = sorted(_EXPORTS)
 

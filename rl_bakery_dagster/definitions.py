@@ -68,7 +68,7 @@ def build_definitions(
     return dg.Definitions(
         assets=assets,
         jobs=[job, observe],
-        schedules=[build_daily_schedule(job), build_observation_schedule(observe)],
+        schedules=[build_daily_schedule(app, job, partitions), build_observation_schedule(observe)],
         sensors=[build_warehouse_sensor(app, job, partitions)],
         resources={
             "pyspark": pyspark,

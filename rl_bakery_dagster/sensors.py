@@ -26,19 +26,16 @@ daily job. This sensor reads public instance state only and is tested with real 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import dagster as dg
 
 from rl_bakery_dagster.application import Application
-from rl_bakery_dagster.jobs import APP_TAG
-
-if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
+from rl_bakery_dagster.jobs import APP_TAG, AssetJob
 
 PARTITION_TAG = "dagster/partition"
+REQUEST_TAG = "rl_bakery/requested"
+"""Says which day a sensor request is for and why, in the sensor's preview and on the run."""
 
 
 class NextDay(NamedTuple):
@@ -75,7 +72,7 @@ def next_day(
 
 
 def build_warehouse_sensor(
-    app: Application, job: UnresolvedAssetJobDefinition, partitions: dg.DailyPartitionsDefinition
+    app: Application, job: AssetJob, partitions: dg.DailyPartitionsDefinition
 ) -> dg.SensorDefinition:
     checkpoint = dg.AssetKey([app.name, "agent_checkpoint"])
 
@@ -84,6 +81,13 @@ def build_warehouse_sensor(
         job=job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
+        description=(
+            f"Every minute: requests {job.name} for the first day of {app.name} whose agent "
+            "checkpoint is missing, once the warehouse lists that day's logs as complete (_SUCCESS) "
+            "and the day before is trained; one day at a time, in order. Keeps no cursor: days "
+            "trained by hand are never requested again. A failed day stops the chain (the tick says "
+            "why): repair its logs and re-run that day, and the next tick continues."
+        ),
     )
     def warehouse_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         """Requests the first day whose checkpoint is missing, once its logs are complete.
@@ -102,7 +106,11 @@ def build_warehouse_sensor(
             dg.RunsFilter(tags={APP_TAG: app.name, PARTITION_TAG: decision.day})
         )
         attempt = len(earlier_runs) + 1
-        request = dg.RunRequest(run_key=f"{app.name}:{decision.day}:{attempt}", partition_key=decision.day)
+        request = dg.RunRequest(
+            run_key=f"{app.name}:{decision.day}:{attempt}",
+            partition_key=decision.day,
+            tags={REQUEST_TAG: f"{app.name} {decision.day}, attempt {attempt}: {decision.reason}"},
+        )
         return dg.SensorResult(run_requests=[request])
 
     return warehouse_sensor

@@ -70,3 +70,36 @@ def test_every_asset_of_an_application_is_in_its_pool(example: str) -> None:
             continue  # the warehouse: observed by its own job, never materialised
         assert isinstance(asset, dg.AssetsDefinition)
         assert asset.op.pool == f"rl_bakery_{asset.key.path[0]}", asset.key
+
+
+@pytest.mark.parametrize("example", ["cartpole", "obd"])  # an RL application and a bandit with a gate
+def test_everything_an_operator_sees_is_described(example: str) -> None:
+    """The UI shows these descriptions (issue 15): the sensor's docstring never reached it, checks
+    said only "timestep contract: <rule>", and the schedule showed no partition set."""
+    defs = importlib.import_module(f"rl_bakery_dagster.examples.{example}.definitions").defs
+    for sensor in defs.sensors or []:
+        assert len(sensor.description or "") > 100, sensor.name
+    for job in defs.resolve_all_job_defs():
+        if not job.name.startswith("__"):  # Dagster's implicit asset job
+            assert len(job.description or "") > 60, job.name
+    daily = defs.resolve_schedule_def("daily_schedule")
+    assert "from " in daily.description and "days (UTC)" in daily.description
+    assert daily.metadata["partition_set"].value == daily.description.split("partition of ")[1].split(".")[0]
+    assert len(defs.resolve_schedule_def("warehouse_observation_schedule").description or "") > 60
+    graph = defs.resolve_asset_graph()
+    specs = [
+        spec
+        for asset in defs.assets or []
+        if isinstance(asset, dg.AssetsDefinition)
+        for spec in asset.check_specs
+    ]
+    assert {dg.AssetCheckKey(s.asset_key, s.name) for s in specs} == set(graph.asset_check_keys)
+    for spec in specs:
+        description = spec.description or ""
+        if spec.asset_key.path[-1] == "timesteps":  # the contract's rules
+            assert f"rule {spec.name}: checks that" in description
+            # its own sentence in check_descriptions.RULES, not the fallback made from the name
+            assert spec.name.replace("_", " ") not in description.split("checks that ")[1], spec.name
+            assert "re-materialise that day" in description  # what to do
+        else:  # the bandit's deployment gate: what each outcome deploys
+            assert "deploys" in description and "refused" in description, spec.name

@@ -7,6 +7,9 @@ policy's observed click rate are recomputed here with pandas from the CSVs.
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from rl_bakery_dagster.examples.obd.application import OBSERVATION_COLUMNS, STAR
 from rl_bakery_dagster.examples.obd.data import (
     SDIST,
     CampaignError,
+    SampleUnavailable,
     download_sample,
     find_campaign,
     read_logs,
@@ -88,7 +92,8 @@ def test_daily_bandit_on_real_logs_reports_what_the_logs_say(spark, home: Path) 
 
 
 def test_the_sample_is_fetched_from_a_package_index_and_its_hash_checked(tmp_path: Path) -> None:
-    """A local PEP 503 index serves a tiny sdist laid out like obp 0.5.7's."""
+    """A local PEP 503 index serves a tiny sdist laid out like obp 0.5.7's. The hash the index page
+    gives is not trusted: only the hash pinned in code (or given by the caller) admits an archive."""
     content = {f"obp-0.5.7/obp/dataset/obd/{p}/all/all.csv": f"{p} csv\n".encode() for p in ("random", "bts")}
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -97,19 +102,65 @@ def test_the_sample_is_fetched_from_a_package_index_and_its_hash_checked(tmp_pat
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     archive = buffer.getvalue()
+    fake_sha256 = hashlib.sha256(archive).hexdigest()
     index = tmp_path / "simple"
     (index / "obp").mkdir(parents=True)
     (tmp_path / SDIST).write_bytes(archive)
-    link = f"{(tmp_path / SDIST).as_uri()}#sha256={hashlib.sha256(archive).hexdigest()}"
+    # a compromised index: its page vouches for its own archive
+    link = f"{(tmp_path / SDIST).as_uri()}#sha256={fake_sha256}"
     (index / "obp" / "index.html").write_text(f'<a href="{link}">{SDIST}</a>')
 
-    destination = download_sample(tmp_path / "data", index=index.as_uri())
+    with pytest.raises(RuntimeError, match="is not the pinned"):
+        download_sample(tmp_path / "pinned", index=index.as_uri())
+    assert not (tmp_path / "pinned" / "random" / "all.csv").exists()
+
+    destination = download_sample(tmp_path / "data", index=index.as_uri(), sha256=fake_sha256)
     assert (destination / "random" / "all.csv").read_bytes() == b"random csv\n"
     assert (destination / "bts" / "all.csv").read_bytes() == b"bts csv\n"
 
     (tmp_path / SDIST).write_bytes(archive + b"tampered")
     with pytest.raises(RuntimeError, match="sha256"):
-        download_sample(tmp_path / "other", index=index.as_uri())
+        download_sample(tmp_path / "other", index=index.as_uri(), sha256=fake_sha256)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        "http://127.0.0.1:9/simple",  # nothing listens (offline, a firewall): connection refused
+        "file:///nonexistent/simple",  # a mirror path that is not there
+        "not a url",  # a mistyped OBD_PACKAGE_INDEX
+    ],
+)
+def test_a_failed_download_says_how_to_provide_the_files(tmp_path: Path, index: str) -> None:
+    """Offline the example stopped with a raw URLError; now one sentence names --source and OBD_SOURCE."""
+    with pytest.raises(SampleUnavailable) as raised:
+        download_sample(tmp_path / "data", index=index)
+    message = str(raised.value)
+    assert "--source" in message and "OBD_SOURCE" in message and "\n" not in message
+    assert message.count(". ") == 0  # one sentence
+
+
+def test_the_example_stops_with_that_sentence_offline(tmp_path: Path) -> None:
+    """What a user sees: the command exits non-zero with the sentence, no traceback."""
+    env = {
+        **os.environ,
+        "RL_BAKERY_HOME": str(tmp_path),
+        "DAGSTER_HOME": str(tmp_path / "dagster"),
+        "OBD_PACKAGE_INDEX": "http://127.0.0.1:9/simple",
+    }
+    env.pop("OBD_SOURCE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "rl_bakery_dagster.examples.obd"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("cannot run the OBD example: could not download")
+    assert "--source <folder>" in lines[-1] and "OBD_SOURCE=<folder>" in lines[-1]
 
 
 def build_campaign(sample: Path, folder: Path, items: int, name: str) -> Path:

@@ -5,13 +5,22 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from rl_bakery_dagster.application import TrajectorySettings
 from rl_bakery_dagster.examples.gym_simulator import write_day
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.resources.storage import StorageRoot
-from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
+from rl_bakery_dagster_tests.apps import (
+    START,
+    TINY_AGENT,
+    definitions,
+    log_random_days,
+    stored,
+    tiny_cartpole,
+)
 from rl_bakery_dagster_tests.test_checkpoint_chain import materialised, variables
 
 NEXT_DAY = "2024-01-02"
@@ -22,6 +31,42 @@ def metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict:
         if event.materialization.asset_key.path[-1] == asset:
             return {k: v.value for k, v in event.materialization.metadata.items()}
     raise AssertionError(f"{asset} was not materialised")
+
+
+def typed_metadata_of(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, dg.MetadataValue]:
+    for event in result.get_asset_materialization_events():
+        if event.materialization.asset_key.path[-1] == asset:
+            return dict(event.materialization.metadata)
+    raise AssertionError(f"{asset} was not materialised")
+
+
+def assert_readable_metadata(result: dg.ExecuteInProcessResult, logged: pd.DataFrame, home: Path) -> None:
+    """What the UI shows a person (issue 15): counts as integers, floats as configured, paths as
+    path values, the stored Parquet's columns as `dagster/column_schema`. The expected numbers come
+    from the logged frame (pandas) and the stored files (pyarrow), not from the code under test."""
+    timesteps = typed_metadata_of(result, "timesteps")
+    assert isinstance(timesteps["dagster/row_count"], dg.IntMetadataValue)
+    assert isinstance(timesteps["episodes_started"], dg.IntMetadataValue)
+    assert timesteps["episodes_started"].value == int((logged.step_type == 0).sum())
+    assert isinstance(timesteps["mean_reward"], dg.FloatMetadataValue)
+    assert timesteps["mean_reward"].value == pytest.approx(logged[logged.step_type != 0].reward.mean())
+    for asset in ("timesteps", "trajectories"):
+        metadata = typed_metadata_of(result, asset)
+        folder = stored(home, "cartpole", asset, START)
+        assert isinstance(metadata["path"], dg.PathMetadataValue)
+        assert Path(str(metadata["path"].value)) == folder
+        schema = metadata["dagster/column_schema"]
+        assert isinstance(schema, dg.TableSchemaMetadataValue)
+        stored_columns = pq.read_schema(next(folder.rglob("*.parquet"))).names
+        assert [c.name for c in schema.value.columns] == stored_columns
+    trajectories = typed_metadata_of(result, "trajectories")
+    assert isinstance(trajectories["episodes_ended"], dg.IntMetadataValue)
+    assert isinstance(trajectories["dagster/row_count"], dg.IntMetadataValue)
+    checkpoint = typed_metadata_of(result, "agent_checkpoint")
+    assert isinstance(checkpoint["learning_rate"], dg.FloatMetadataValue)
+    assert checkpoint["learning_rate"].value == 1e-3  # as configured, not float32's 0.0010000000474974513
+    assert isinstance(checkpoint["train_steps"], dg.IntMetadataValue)
+    assert checkpoint["train_steps"].value == TINY_AGENT["train_steps_per_day"]
 
 
 def test_an_empty_day_carries_the_agent_forward(spark, home: Path) -> None:
@@ -51,6 +96,7 @@ def test_late_rows_are_picked_up_by_rematerialising_the_day(spark, home: Path) -
     instance = dg.DagsterInstance.ephemeral()
     first = job.execute_in_process(partition_key=START, instance=instance)
     assert metadata_of(first, "timesteps")["dagster/row_count"] == len(on_time)
+    assert_readable_metadata(first, on_time, home)
 
     write_day(frames[0], str(home / "warehouse"), START)  # the late rows have landed
     again = job.execute_in_process(partition_key=START, instance=instance)

@@ -21,7 +21,7 @@ from rl_bakery_dagster.application import ParquetWarehouse
 from rl_bakery_dagster.examples.gym_simulator import write_day
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
-from rl_bakery_dagster.sensors import next_day
+from rl_bakery_dagster.sensors import REQUEST_TAG, next_day
 from rl_bakery_dagster.warehouse import DayRead
 from rl_bakery_dagster_tests.apps import START, definitions, log_random_days, tiny_cartpole
 
@@ -97,6 +97,8 @@ def test_requests_one_day_at_a_time_and_never_repeats(
     first = tick(defs, instance)
     assert requested(first) == [START]
     assert first.run_requests[0].run_key == f"cartpole:{START}:1"
+    # the sensor's preview lists requests by job name: the tag says which day and why
+    assert first.run_requests[0].tags[REQUEST_TAG].startswith(f"cartpole {START}, attempt 1: the logs of")
     assert run_request(defs, instance, first.run_requests[0])
 
     second = tick(defs, instance)

@@ -14,4 +14,12 @@ case "${RL_BAKERY_SPARK_MASTER:-local}" in
 esac
 export RL_BAKERY_HOME="${RL_BAKERY_HOME:-$PWD/.rl_bakery}"
 export DAGSTER_HOME="${DAGSTER_HOME:-$RL_BAKERY_HOME/dagster}"
+# dagster 1.13 warns that these commands are superseded by `dg` (not deprecated; see the README's "Why not dg")
+for command in dev_command job_execute_command asset_materialize_command definitions_validate_command; do
+  case "${PYTHONWARNINGS:-}" in
+    *"$command"*) ;;
+    *) PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Function \`$command\` is superseded" ;;
+  esac
+done
+export PYTHONWARNINGS
 uv run --frozen python -m rl_bakery_dagster.local_instance >/dev/null

@@ -12,6 +12,7 @@ from pyarrow import fs
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.checkpoint_settings import CheckpointMismatch
 from rl_bakery_dagster.concurrency import application_pool
+from rl_bakery_dagster.metadata import readable
 from rl_bakery_dagster.partitions import (
     previous_day,
     shift_day,
@@ -92,9 +93,9 @@ def build_checkpoint_asset(app: Application, partitions: dg.PartitionsDefinition
                     outputs[day] = AgentArtifacts(folder)
                     previous_folder, previous = folder, day
                     if len(days) == 1:
-                        context.add_output_metadata(metadata)
+                        context.add_output_metadata(readable(metadata))
                     else:
-                        context.add_asset_metadata(metadata, partition_key=day)
+                        context.add_asset_metadata(readable(metadata), partition_key=day)
             except CheckpointMismatch as mismatch:
                 raise dg.Failure(description=str(mismatch), allow_retries=False) from mismatch
         return outputs

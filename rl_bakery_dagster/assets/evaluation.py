@@ -38,6 +38,7 @@ from rl_bakery_dagster.checkpoint_settings import (
     deployed_checkpoint_record,
 )
 from rl_bakery_dagster.concurrency import application_pool
+from rl_bakery_dagster.metadata import readable
 from rl_bakery_dagster.partitions import previous_day, shift_day, single_run
 from rl_bakery_dagster.resources.io_managers import AgentArtifacts, read_json
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
@@ -443,7 +444,7 @@ def build_policy_evaluation_asset(
                 with open(os.path.join(folder, EVALUATION_RECORD), "w") as handle:
                     json.dump(record, handle, indent=2, sort_keys=True)
                 outputs[day] = AgentArtifacts(folder)
-                metadata = day_metadata(record)
+                metadata = readable(day_metadata(record))
                 if len(days) > 1:
                     context.add_asset_metadata(metadata, partition_key=day)
         except BaseException:

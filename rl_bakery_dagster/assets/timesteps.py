@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import FIRST, Application, VersionedWarehouse
 from rl_bakery_dagster.assets.warehouse import warehouse_key
+from rl_bakery_dagster.check_descriptions import contract_check_description
 from rl_bakery_dagster.completeness import refuse_incomplete_days
 from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import earlier_days, shift_day, single_run
@@ -109,7 +110,7 @@ def build_timesteps_asset(app: Application, partitions: dg.PartitionsDefinition)
         deps=[warehouse_key(app)],
         pool=application_pool(app.name),
         check_specs=[
-            dg.AssetCheckSpec(name, asset=key, blocking=True, description=f"timestep contract: {name}")
+            dg.AssetCheckSpec(name, asset=key, blocking=True, description=contract_check_description(name))
             for name in names
         ],
     )

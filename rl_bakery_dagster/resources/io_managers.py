@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Literal, NamedTuple
@@ -22,6 +22,7 @@ from pyarrow import fs
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from rl_bakery_dagster.metadata import column_schema, count, readable, sentence
 from rl_bakery_dagster.resources.storage import StorageRoot
 from rl_bakery_dagster.run_guard import ApplicationRunGuard
 from rl_bakery_dagster.trajectory_format import PARTITION_COLUMN
@@ -73,6 +74,33 @@ class ParquetPartitions:
         return reduce(DataFrame.unionByName, frames) if frames else None
 
 
+def partition_metadata(
+    key: dg.AssetKey,
+    per_day: Mapping[str, Mapping[str, object]],
+    schema: dg.TableSchema,
+    log_event: Callable[[dg.AssetObservation], None],
+) -> dict[str, object]:
+    """The output metadata of one write: the day's own numbers, or for a range a summary.
+
+    Output metadata is copied to every partition of a range run, and Dagster has no public way
+    for an IO manager to give each partition its own (dagster-io/dagster#18123). So a range run
+    records each day's exact numbers as an observation of that partition, and its
+    materialisations carry what is true of every day: the schema and a per-day table.
+    """
+    if len(per_day) == 1:
+        return readable({**next(iter(per_day.values())), "dagster/column_schema": schema})
+    for day, metadata in per_day.items():
+        log_event(dg.AssetObservation(asset_key=key, partition=day, metadata=readable(metadata)))
+    return readable(
+        {
+            "dagster/column_schema": schema,
+            "days_in_run": len(per_day),
+            "rows_in_run": sum(count(m["dagster/row_count"]) for m in per_day.values()),  # type: ignore[arg-type]
+            "by_day": {d: {k: v for k, v in m.items() if k != "path"} for d, m in per_day.items()},
+        }
+    )
+
+
 STORED_ONLY = "rl_bakery/stored_only"
 """Input metadata: load only the partitions that are stored, for a self-dependency whose other
 partitions this run writes (the asset decides which missing days matter)."""
@@ -105,23 +133,25 @@ class SparkParquetIOManager(dg.ConfigurableIOManager):
         observed = observation.get
         data_schema = frame.drop(PARTITION_COLUMN).schema
         spark = frame.sparkSession
+        schema = column_schema([(f.name, f.dataType.simpleString()) for f in data_schema.fields])
+        what = context.asset_key.to_user_string()
+        per_day: dict[str, dict[str, object]] = {}
         for d in days:
             staged_day = f"{staging}/{PARTITION_COLUMN}={d}"
             if not self._root.exists(staged_day):
                 spark.createDataFrame([], data_schema).write.parquet(staged_day)
             final = self._root.commit(staged_day, self._root.partition_uri(asset_path, d))
-            metadata: dict[str, object] = {
-                "dagster/row_count": int(observed[f"{d}|rows"] or 0),
-                "path": final,
-            }
-            for name in output.metrics:
+            metadata: dict[str, object] = {"dagster/row_count": count(observed[f"{d}|rows"])}
+            for name, metric in output.metrics.items():
                 value = observed[f"{d}|{name}"]
-                metadata[name] = float(value) if value is not None else float("nan")
-            context.log.info(f"{context.asset_key.to_user_string()}[{d}]: {metadata}")
-            if len(days) == 1:
-                context.add_output_metadata(metadata)
-            else:
-                context.step_context.add_asset_metadata(metadata, partition_key=d)
+                if metric.kind == "sum":
+                    metadata[name] = count(value)
+                else:
+                    metadata[name] = float(value) if value is not None else float("nan")
+            metadata["path"] = final
+            per_day[d] = metadata
+            context.log.info(sentence(f"{what}[{d}]", metadata))
+        context.add_output_metadata(partition_metadata(context.asset_key, per_day, schema, context.log_event))
         self._root.remove(staging)
 
     def load_input(self, context: dg.InputContext) -> DataFrame | ParquetPartitions:

@@ -64,6 +64,7 @@ def main() -> None:
 
     from rl_bakery_dagster.examples.obd.data import (
         CampaignError,
+        SampleUnavailable,
         campaign_days,
         default_source,
         download_sample,
@@ -72,7 +73,10 @@ def main() -> None:
     )
 
     home = bakery_home()
-    source = args.source or download_sample(default_source(home))
+    try:
+        source = args.source or download_sample(default_source(home))
+    except SampleUnavailable as error:
+        raise SystemExit(f"cannot run the OBD example: {error}") from None
     try:  # every check runs before anything is written
         campaign = find_campaign(source, args.campaign)
         logs = read_logs(campaign)

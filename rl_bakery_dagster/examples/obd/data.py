@@ -2,8 +2,11 @@
 
 The small public sample (ZOZO, Inc., CC BY 4.0) ships inside the `obp` 0.5.7 source distribution
 on PyPI. It is found through the package index's simple API (what `pip download` reads, set
-`OBD_PACKAGE_INDEX` for a mirror) and checked against the index's SHA-256, so no `pip` is needed
-in the environment; only the CSVs are read out of the archive.
+`OBD_PACKAGE_INDEX` for a mirror), so no `pip` is needed in the environment; only the CSVs are
+read out of the archive. The archive is checked against `SDIST_SHA256`, pinned here: a hash read
+from the same page as the link would vouch for nothing a compromised index or mirror serves.
+Offline, or behind an index without obp, the example stops with one sentence saying how to give
+it the files instead (`--source`, `OBD_SOURCE`).
 """
 
 from __future__ import annotations
@@ -24,34 +27,60 @@ from rl_bakery_dagster.examples.gym_simulator import write_day
 
 PACKAGE_INDEX = "https://pypi.org/simple"
 SDIST = "obp-0.5.7.tar.gz"
+SDIST_SHA256 = "3060d67fedfcfadf1e7a6f2608987f74412b5eb74d2c567edeb147595c68f2a0"
+"""SHA-256 of obp-0.5.7.tar.gz as published on PyPI (1,306,068 bytes; its random/all.csv is the
+sample in `../shared/data/obd`)."""
 LOGGING_POLICIES = ("random", "bts")
 CAMPAIGN = "all"
 FILES = ("all.csv", "item_context.csv")
 
 
-def sdist_link(index: str) -> tuple[str, str]:
-    """(url, sha256) of the obp 0.5.7 sdist on a PEP 503 simple index page."""
+class SampleUnavailable(RuntimeError):
+    """The sample could not be downloaded; the message says how to provide it instead."""
+
+    def __init__(self, index: str, reason: object):
+        super().__init__(
+            f"could not download the Open Bandit Dataset sample ({SDIST}) from {index} ({reason}); "
+            "give the example the CSVs instead: run it with --source <folder> or set "
+            "OBD_SOURCE=<folder>, a folder holding random/all.csv and bts/all.csv (for example "
+            "obp/dataset/obd/ out of `pip download --no-deps --no-binary :all: obp==0.5.7`)."
+        )
+
+
+def sdist_link(index: str) -> str:
+    """The url of the obp 0.5.7 sdist on a PEP 503 simple index page."""
     page_url = f"{index.rstrip('/')}/obp/"
     if page_url.startswith("file:"):
         page_url += "index.html"  # a local index folder, read the way pip reads one
     with urllib.request.urlopen(page_url, timeout=60) as response:
         page = response.read().decode()
-    match = re.search(rf'href="([^"#]*/{re.escape(SDIST)})#sha256=([0-9a-f]{{64}})"', page)
+    match = re.search(rf'href="([^"#]*/{re.escape(SDIST)})(#[^"]*)?"', page)
     if not match:
-        raise RuntimeError(f"{page_url} lists no {SDIST}")
-    return urllib.parse.urljoin(page_url, match.group(1)), match.group(2)
+        raise SampleUnavailable(index, f"{page_url} lists no {SDIST}")
+    return urllib.parse.urljoin(page_url, match.group(1))
 
 
-def download_sample(destination: Path, index: str | None = None) -> Path:
-    """Downloads the obp sdist once and extracts `<policy>/all.csv` for both logging policies."""
+def download_sample(destination: Path, index: str | None = None, sha256: str = SDIST_SHA256) -> Path:
+    """Downloads the obp sdist once and extracts `<policy>/all.csv` for both logging policies.
+
+    Raises `SampleUnavailable` when the index or the archive cannot be reached, and
+    `RuntimeError` when the archive is not the pinned one (`sha256`).
+    """
     if all((destination / p / "all.csv").is_file() for p in LOGGING_POLICIES):
         return destination
-    url, sha256 = sdist_link(index or os.environ.get("OBD_PACKAGE_INDEX", PACKAGE_INDEX))
-    with urllib.request.urlopen(url, timeout=300) as response:
-        archive = response.read()
+    index = index or os.environ.get("OBD_PACKAGE_INDEX", PACKAGE_INDEX)
+    try:
+        url = sdist_link(index)
+        with urllib.request.urlopen(url, timeout=300) as response:
+            archive = response.read()
+    except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, a malformed index URL
+        raise SampleUnavailable(index, getattr(error, "reason", None) or error) from None
     digest = hashlib.sha256(archive).hexdigest()
     if digest != sha256:
-        raise RuntimeError(f"{url}: sha256 {digest} differs from the index's {sha256}")
+        raise RuntimeError(
+            f"{url}: sha256 {digest} is not the pinned {sha256} of {SDIST}; refusing the archive "
+            "(give the CSVs with --source or OBD_SOURCE instead)"
+        )
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
             parts = Path(member.name).parts
