@@ -38,14 +38,13 @@ def main() -> None:
         warnings.filterwarnings("ignore", module=noisy)
     warnings.filterwarnings("ignore", category=SyntaxWarning)
 
-    from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
     from rl_bakery_dagster.examples.cartpole.definitions import defs
     from rl_bakery_dagster.examples.gym_application import warehouse_uri
     from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
+        deployed_policy,
         random_policy,
-        tf_policy,
         write_day,
     )
     from rl_bakery_dagster.jobs import DAILY_JOB
@@ -64,10 +63,8 @@ def main() -> None:
             policy, played_by = random_policy(product.action_space, args.seed), "a random policy"
         else:
             saved = storage.read_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
-            policy, played_by = (
-                tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")),
-                "yesterday's collect policy",
-            )
+            policy = deployed_policy(saved, product.action_space.n, args.seed + offset)
+            played_by = "yesterday's policy, epsilon-greedy with logged propensities"
         logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
         write_day(logs, warehouse_uri(app_name), day)
         started = time.monotonic()
