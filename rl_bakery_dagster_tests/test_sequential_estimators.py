@@ -138,3 +138,30 @@ def test_a_policy_the_logs_never_followed_has_no_effective_episodes() -> None:
     sums = episode_sums([{"ratio": [0.0, 1.0], "reward": [1.0, 1.0]}, {"ratio": [0.0], "reward": [0.0]}])
     assert effective_episodes(sums)[0] == 0.0
     assert pdwis(sums, 1.0)[0] == 0.0 and not math.isnan(wdr(sums, 1.0)[0])
+
+
+def test_decisions_start_at_first_and_take_the_next_reward(spark) -> None:
+    """Logged timesteps → decisions: the tail of an episode begun on an earlier day is left out, each
+    decision gets the reward of the next timestep, and a decision whose reward is not yet logged
+    (the episode runs past the day's end) is cut."""
+    from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS, cartpole_application
+    from rl_bakery_dagster.transforms.decisions import logged_decisions
+
+    schema = cartpole_application(warehouse="unused").schema
+    step_types = [1, 2, 0, 1, 1, 2, 0, 1]  # MID, LAST (yesterday's episode), FIRST ... LAST, FIRST, MID
+    rewards = [1.0, 2.0, 0.0, 3.0, 4.0, 5.0, 0.0, 6.0]
+    rows = [
+        (7, ts, step_types[ts], *[float(ts)] * 4, ts % 2, 0.5, rewards[ts], 1.0)
+        for ts in range(len(step_types))
+    ]
+    frame = spark.createDataFrame(
+        rows,
+        ["user_id", "ts", "step_type", *OBSERVATION_COLUMNS, "action", "action_prob", "reward", "discount"],
+    )
+    got = sorted(
+        (r["episode"], r["t"], r["cart_position"], r["reward"])
+        for r in logged_decisions(frame, schema).collect()
+    )
+    # episode 1 = ts 2..5: decisions at ts 2, 3, 4 earn the rewards logged at ts 3, 4, 5;
+    # episode 2 = ts 6..7: the decision at ts 6 earns ts 7's reward, ts 7's is not logged yet
+    assert got == [(1, 0, 2.0, 3.0), (1, 1, 3.0, 4.0), (1, 2, 4.0, 5.0), (2, 0, 6.0, 6.0)]

@@ -303,17 +303,22 @@ def epsilon_greedy(greedy: BatchPolicy, epsilon: float, num_actions: int, seed: 
     return play
 
 
-def deployed_policy(checkpoint_uri: str, num_actions: int, seed: int) -> BatchPolicy:
+def deployed_policy(
+    checkpoint_uri: str | None, num_actions: int, seed: int, min_epsilon: float | None = None
+) -> BatchPolicy:
     """What the product plays from an `agent_checkpoint` folder: its greedy SavedModel, epsilon-greedy
-    with the epsilon the checkpoint recorded, logging exact propensities (discrete actions)."""
-    import tensorflow as tf
-
+    with the epsilon the checkpoint recorded (at least `min_epsilon`, when the deployment gate asks
+    for more exploration), logging exact propensities (discrete actions). None: uniformly random."""
+    if checkpoint_uri is None:
+        return random_policy(gym.spaces.Discrete(num_actions), seed)
     from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
     from rl_bakery_dagster.checkpoint_settings import deployed_checkpoint_record, read_local_metrics
+    from rl_bakery_dagster.transforms.scoring import load_policy
 
     record = deployed_checkpoint_record(read_local_metrics(checkpoint_uri), True, checkpoint_uri)
-    greedy = tf_policy(tf.saved_model.load(os.path.join(checkpoint_uri, GREEDY_POLICY)))
-    return epsilon_greedy(greedy, record.epsilon, num_actions, seed)
+    greedy = tf_policy(load_policy(os.path.join(checkpoint_uri, GREEDY_POLICY)))
+    epsilon = max(record.epsilon, min_epsilon) if min_epsilon is not None else record.epsilon
+    return epsilon_greedy(greedy, epsilon, num_actions, seed)
 
 
 def evaluate(policy: BatchPolicy, env_name: str, episodes: int, seed: int) -> EvaluationResult:

@@ -38,6 +38,7 @@ def main() -> None:
         warnings.filterwarnings("ignore", module=noisy)
     warnings.filterwarnings("ignore", category=SyntaxWarning)
 
+    from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, deployed_exploration
     from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
     from rl_bakery_dagster.examples.cartpole.definitions import defs
     from rl_bakery_dagster.examples.gym_application import warehouse_uri
@@ -52,6 +53,7 @@ def main() -> None:
     from rl_bakery_dagster.resources.storage import StorageRoot
 
     app_name = "cartpole"
+    asset_names = {key.path[-1] for key in defs.resolve_all_asset_keys()}
     job = defs.resolve_job_def(DAILY_JOB)
     storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
     start = "2024-01-01"
@@ -62,9 +64,20 @@ def main() -> None:
         if offset == 0:
             policy, played_by = random_policy(product.action_space, args.seed), "a random policy"
         else:
-            saved = storage.read_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
-            policy = deployed_policy(saved, product.action_space.n, args.seed + offset)
-            played_by = "yesterday's policy, epsilon-greedy with logged propensities"
+            yesterday = shift_day(day, -1)
+            if "policy_evaluation" in asset_names:  # the gate chose what is deployed (lag_days >= 1)
+                record = storage.read_uri([app_name, "policy_evaluation"], yesterday)
+                deployed_day, saved = deployed_checkpoint(record)
+                unsure = deployed_exploration(record)
+            else:
+                deployed_day, unsure = yesterday, None
+                saved = storage.read_uri([app_name, "agent_checkpoint"], yesterday)
+            policy = deployed_policy(saved, product.action_space.n, args.seed + offset, unsure)
+            played_by = (
+                f"agent_checkpoint[{deployed_day}], epsilon-greedy with logged propensities"
+                if deployed_day
+                else "a random policy (no policy accepted yet)"
+            )
         logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
         write_day(logs, warehouse_uri(app_name), day)
         started = time.monotonic()
