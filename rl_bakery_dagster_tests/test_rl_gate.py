@@ -40,13 +40,12 @@ TOLERANCE = 0.2
 
 def observed_return_per_episode(frame: pd.DataFrame) -> float:
     """Mean undiscounted return of the episodes that start on the day, from the raw logs (an oracle
-    independent of the Spark path): rewards of the non-FIRST rows of each episode on the day."""
+    independent of the Spark path): rewards of the non-FIRST rows of each episode on the day. An
+    episode whose FIRST step is the day's last row has no observed decision yet and is not counted."""
     frame = frame.sort_values(["user_id", "ts"]).copy()
     frame["episode"] = frame.groupby("user_id").step_type.transform(lambda s: (s == 0).cumsum())
     started = frame[frame.episode >= 1]
-    returns = started[started.step_type != 0].groupby(["user_id", "episode"]).reward.sum()
-    episodes = started[started.step_type == 0].groupby(["user_id", "episode"]).size()
-    return float(returns.reindex(episodes.index, fill_value=0.0).mean())
+    return float(started[started.step_type != 0].groupby(["user_id", "episode"]).reward.sum().mean())
 
 
 def deployed_by_the_rule(outcomes: dict[str, str]) -> dict[str, str | None]:
