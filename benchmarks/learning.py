@@ -194,6 +194,7 @@ def run_once(spec: Spec, run_index: int, seed: int, workdir: Path | None, keep: 
     from rl_bakery_dagster.definitions import build_definitions
     from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
+        deployed_policy,
         evaluate,
         random_policy,
         tf_policy,
@@ -224,10 +225,15 @@ def run_once(spec: Spec, run_index: int, seed: int, workdir: Path | None, keep: 
         for offset in range(spec.days):
             day = shift_day(app.start_date, offset)
             day_started = time.perf_counter()
-            policy: Callable[..., np.ndarray]
+            policy: Callable[..., Any]
             if offset > 0:
                 saved = storage.read_uri(checkpoints, shift_day(day, -1))
-                policy, played_by = tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}")), "collect"
+                # discrete: epsilon-greedy as the collect policy plays, logging exact propensities
+                if app.action_space.is_discrete:
+                    policy = deployed_policy(saved, app.action_space.num_actions, seed * 1_000 + offset)
+                else:
+                    policy = tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}"))
+                played_by = "collect"
             elif spec.first_day_policy == "ou":
                 policy, played_by = ou_random_policy(product.action_space, seed), "random (OU)"
             else:

@@ -283,6 +283,12 @@ class Application:
                 f"{self.name}: a bandit application must log the propensity of each action "
                 "(TimestepSchema.action_prob_column) so that new policies can be evaluated off-policy"
             )
+        if self.schema.action_prob_column and not self.action_space.is_discrete:
+            raise ValueError(
+                f"{self.name}: continuous actions have a logged density, not a probability in (0, 1]; "
+                "leave TimestepSchema.action_prob_column unset: only model-based off-policy estimates "
+                "apply to continuous actions"
+            )
         if self.is_bandit and self.trajectory.lag_days < 1:
             raise ValueError(
                 f"{self.name}: a bandit application trains with TrajectorySettings(lag_days>=1), so that "

@@ -11,6 +11,7 @@ from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.actions import build_action_batch_asset
 from rl_bakery_dagster.assets.checkpoints import build_checkpoint_asset
 from rl_bakery_dagster.assets.evaluation import build_policy_evaluation_asset
+from rl_bakery_dagster.assets.rl_evaluation import build_rl_policy_evaluation_asset, has_sequential_evaluation
 from rl_bakery_dagster.assets.timesteps import build_timesteps_asset
 from rl_bakery_dagster.assets.trajectories import build_trajectories_asset
 from rl_bakery_dagster.assets.warehouse import build_warehouse_asset, warehouse_key
@@ -63,6 +64,8 @@ def build_definitions(
     ]
     if app.is_bandit:
         assets.append(build_policy_evaluation_asset(app, partitions))
+    elif has_sequential_evaluation(app):
+        assets.append(build_rl_policy_evaluation_asset(app, partitions))
     if app.population is not None:
         assets.append(build_action_batch_asset(app, partitions))
     return dg.Definitions(

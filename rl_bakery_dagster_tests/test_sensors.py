@@ -58,9 +58,7 @@ def run_request(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.
     return result.success
 
 
-def materialize_by_hand(
-    defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str
-) -> None:
+def materialize_by_hand(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> None:
     """The UI's Materialize or the CLI's range backfill: the asset job, not the daily job."""
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     result = dg.materialize(list(defs.assets or []), instance=instance, resources=defs.resources, tags=tags)

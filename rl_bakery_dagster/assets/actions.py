@@ -14,6 +14,7 @@ from rl_bakery_dagster.assets.evaluation import (
     policy_version,
     stored_checkpoint,
 )
+from rl_bakery_dagster.assets.rl_evaluation import has_sequential_evaluation
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.concurrency import application_pool
 from rl_bakery_dagster.partitions import days_between, single_run
@@ -26,7 +27,7 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
     population_table = app.population
     if population_table is None:
         raise ValueError(f"{app.name} has no population to score")
-    gated = app.is_bandit
+    gated = app.is_bandit or has_sequential_evaluation(app)
 
     def score_days(
         context: dg.AssetExecutionContext,

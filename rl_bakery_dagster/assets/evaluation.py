@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import dagster as dg
 from pydantic import Field
@@ -387,73 +387,106 @@ def build_policy_evaluation_asset(
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Off-policy value of the candidate policy on unseen logs, and whether it may be deployed."""
         config.validate_choices()
-        days = sorted(context.partition_keys)
-        before = previous_evaluation.get(shift_day(days[0], -1))
-        last_accepted: tuple[str, str] | None = None
-        if before is not None:
-            previous = read_json(f"{before}/{EVALUATION_RECORD}")
-            # records written before the three outcomes only knew the deployed checkpoint
-            day_key = (
-                "last_accepted_checkpoint"
-                if "last_accepted_checkpoint" in previous
-                else "deployed_checkpoint"
-            )
-            if previous[day_key]:
-                last_accepted = (previous[day_key], previous[f"{day_key}_uri"])
-        elif days[0] > app.start_date:
-            context.log.warning(
-                f"policy_evaluation[{shift_day(days[0], -1)}] is not materialised: no earlier accepted "
-                "policy is known to fall back on"
-            )
-        scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_evaluation_")
-        outputs: dict[str, AgentArtifacts] = {}
-        outcomes: dict[str, str] = {}
-        try:
-            for day in days:
-                checkpoint = stored_checkpoint(app, agent_checkpoint, day, "policy_evaluation")
-                candidate = deployment_record(app, checkpoint, day)
-                version = policy_version(app.name, day, candidate.total_train_steps)
-                context.log.info(f"{day}: evaluating {version} on the day's logs")
-                logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-                record = evaluate_day(app, logged, checkpoint, candidate.epsilon, config)
-                outcomes[day] = record["outcome"]
-                deployed, deployed_epsilon, deployment = choose_deployment(
-                    record["outcome"], (day, checkpoint), last_accepted, config
-                )
-                if record["accepted"]:
-                    last_accepted = (day, checkpoint)
-                record |= {
-                    "day": day,
-                    "candidate": version,
-                    "candidate_checkpoint_uri": checkpoint,
-                    "deployment": deployment,
-                    "deployed_checkpoint": deployed[0] if deployed else None,
-                    "deployed_checkpoint_uri": deployed[1] if deployed else None,
-                    "deployed_epsilon": deployed_epsilon,
-                    "last_accepted_checkpoint": last_accepted[0] if last_accepted else None,
-                    "last_accepted_checkpoint_uri": last_accepted[1] if last_accepted else None,
-                }
-                context.log.info(f"{day}: {record['reason']}")
-                if not record["accepted"]:
-                    context.log.warning(
-                        f"{day}: candidate {version}: {record['outcome'].replace('_', ' ').upper()}; "
-                        f"action_batch[{day}] deploys {deployment}. The checkpoint stays at {checkpoint}."
-                    )
-                folder = os.path.join(scratch, day)
-                os.makedirs(folder)
-                with open(os.path.join(folder, EVALUATION_RECORD), "w") as handle:
-                    json.dump(record, handle, indent=2, sort_keys=True)
-                outputs[day] = AgentArtifacts(folder)
-                metadata = readable(day_metadata(record))
-                if len(days) > 1:
-                    context.add_asset_metadata(metadata, partition_key=day)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        yield dg.Output(outputs, metadata=metadata if len(days) == 1 else {})
-        yield gate_check_result(key, outcomes, metadata)
+        yield from judge_days(
+            context,
+            app,
+            key,
+            agent_checkpoint,
+            timesteps,
+            previous_evaluation,
+            lambda logged, checkpoint, epsilon: evaluate_day(app, logged, checkpoint, epsilon, config),
+            lambda outcome, candidate, last: choose_deployment(outcome, candidate, last, config),
+            day_metadata,
+        )
 
     return policy_evaluation
+
+
+Judge = Callable[[DataFrame, str, float], dict]
+"""(the day's logged timesteps, candidate checkpoint URI, its epsilon) → the day's record with an
+`outcome`, `accepted` and `reason`."""
+Choose = Callable[
+    [str, tuple[str, str], "tuple[str, str] | None"], "tuple[tuple[str, str] | None, float | None, str]"
+]
+
+
+def judge_days(
+    context: dg.AssetExecutionContext,
+    app: Application,
+    key: dg.AssetKey,
+    agent_checkpoint: dict[str, str],
+    timesteps: DataFrame,
+    previous_evaluation: dict[str, str],
+    judge: Judge,
+    choose: Choose,
+    metadata_of: Callable[[Mapping], dict[str, object]],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The day loop both evaluation assets share (bandit and sequential): judge each day's candidate,
+    choose what to deploy from the outcome and the last accepted checkpoint, write the records and the
+    gate check. `judge`, `choose` and `metadata_of` are what differs between the two."""
+    days = sorted(context.partition_keys)
+    before = previous_evaluation.get(shift_day(days[0], -1))
+    last_accepted: tuple[str, str] | None = None
+    if before is not None:
+        previous = read_json(f"{before}/{EVALUATION_RECORD}")
+        # records written before the three outcomes only knew the deployed checkpoint
+        day_key = (
+            "last_accepted_checkpoint" if "last_accepted_checkpoint" in previous else "deployed_checkpoint"
+        )
+        if previous[day_key]:
+            last_accepted = (previous[day_key], previous[f"{day_key}_uri"])
+    elif days[0] > app.start_date:
+        context.log.warning(
+            f"policy_evaluation[{shift_day(days[0], -1)}] is not materialised: no earlier accepted "
+            "policy is known to fall back on"
+        )
+    scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_evaluation_")
+    outputs: dict[str, AgentArtifacts] = {}
+    outcomes: dict[str, str] = {}
+    try:
+        for day in days:
+            checkpoint = stored_checkpoint(app, agent_checkpoint, day, "policy_evaluation")
+            candidate = deployment_record(app, checkpoint, day)
+            version = policy_version(app.name, day, candidate.total_train_steps)
+            context.log.info(f"{day}: evaluating {version} on the day's logs")
+            logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
+            record = judge(logged, checkpoint, candidate.epsilon)
+            outcomes[day] = record["outcome"]
+            deployed, deployed_epsilon, deployment = choose(
+                record["outcome"], (day, checkpoint), last_accepted
+            )
+            if record["accepted"]:
+                last_accepted = (day, checkpoint)
+            record |= {
+                "day": day,
+                "candidate": version,
+                "candidate_checkpoint_uri": checkpoint,
+                "deployment": deployment,
+                "deployed_checkpoint": deployed[0] if deployed else None,
+                "deployed_checkpoint_uri": deployed[1] if deployed else None,
+                "deployed_epsilon": deployed_epsilon,
+                "last_accepted_checkpoint": last_accepted[0] if last_accepted else None,
+                "last_accepted_checkpoint_uri": last_accepted[1] if last_accepted else None,
+            }
+            context.log.info(f"{day}: {record['reason']}")
+            if not record["accepted"]:
+                context.log.warning(
+                    f"{day}: candidate {version}: {record['outcome'].replace('_', ' ').upper()}; "
+                    f"action_batch[{day}] deploys {deployment}. The checkpoint stays at {checkpoint}."
+                )
+            folder = os.path.join(scratch, day)
+            os.makedirs(folder)
+            with open(os.path.join(folder, EVALUATION_RECORD), "w") as handle:
+                json.dump(record, handle, indent=2, sort_keys=True)
+            outputs[day] = AgentArtifacts(folder)
+            metadata = readable(metadata_of(record))
+            if len(days) > 1:
+                context.add_asset_metadata(metadata, partition_key=day)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    yield dg.Output(outputs, metadata=metadata if len(days) == 1 else {})
+    yield gate_check_result(key, outcomes, metadata)
 
 
 def gate_check_result(

@@ -49,7 +49,12 @@ def gym_application(
         name=name,
         start_date=start_date,
         schema=TimestepSchema(
-            env_id_columns=("user_id",), timestep_column="ts", observation_columns=observation_columns
+            env_id_columns=("user_id",),
+            timestep_column="ts",
+            observation_columns=observation_columns,
+            # the simulator logs exact propensities of discrete actions (off-policy evaluation needs
+            # them); a continuous action has a density, not a probability: only model-based estimates
+            action_prob_column="action_prob" if action_space.is_discrete else None,
         ),
         action_space=action_space,
         agent=agent,

@@ -1,5 +1,10 @@
 """A simulated product: many gym environments stepped together, logging timesteps as a warehouse would.
 
+A policy may return the actions alone, or `Played(actions, propensities)`: the exact probability
+of each action under the policy that played it. Logs then carry an `action_prob` column, which
+off-policy evaluation needs (`random_policy` over discrete actions: 1/|A|; `epsilon_greedy`:
+(1 - epsilon)·[a = greedy] + epsilon/|A|). Continuous actions log no propensity.
+
 Environments follow TF-Agents' auto-reset semantics (the step after LAST is a FIRST, whatever the
 action), so the logged rows are exactly the time steps a TF-Agents driver would see. Policies are
 queried once per step for the whole batch.
@@ -18,6 +23,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gym
 import numpy as np
@@ -28,8 +34,17 @@ from gym.wrappers.time_limit import TimeLimit
 
 from rl_bakery_dagster.application import FIRST, LAST, MID, EvaluationResult
 
-BatchPolicy = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-"""(step_type [B], reward [B], discount [B], observation [B, obs]) → actions [B] or [B, action]."""
+
+class Played(NamedTuple):
+    """Actions a policy played and the exact probability of each under that policy."""
+
+    actions: np.ndarray
+    propensities: np.ndarray
+
+
+BatchPolicy = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], "np.ndarray | Played"]
+"""(step_type [B], reward [B], discount [B], observation [B, obs]) → actions [B] or [B, action],
+or `Played` (actions with their propensities)."""
 
 
 class _VectorCartPole:
@@ -185,8 +200,14 @@ class BatchedGym:
         rewards = np.empty((steps, self.num_envs), dtype=np.float32)
         discounts = np.empty((steps, self.num_envs), dtype=np.float32)
         actions: list[np.ndarray] = []
+        propensities: list[np.ndarray | None] = []
         for step in range(steps):
-            action = np.asarray(policy(self.step_type, self.reward, self.discount, self.observation))
+            played = policy(self.step_type, self.reward, self.discount, self.observation)
+            if isinstance(played, Played):
+                action, propensity = np.asarray(played.actions), np.asarray(played.propensities, np.float64)
+            else:
+                action, propensity = np.asarray(played), None
+            propensities.append(propensity)
             observations[step], step_types[step], timesteps[step] = (
                 self.observation,
                 self.step_type,
@@ -211,14 +232,22 @@ class BatchedGym:
         frame["action"] = stacked.astype(np.int64) if discrete else list(stacked.astype(np.float32))
         frame["reward"] = rewards.reshape(rows).astype(np.float64)
         frame["discount"] = discounts.reshape(rows).astype(np.float64)
+        logged = [p is not None for p in propensities]
+        if logged and all(logged):
+            frame["action_prob"] = np.stack(propensities).reshape(rows)  # type: ignore[arg-type]
+        elif any(logged):
+            raise ValueError("the policy returned propensities on some steps only")
         return frame
 
 
 def random_policy(space: gym.Space, seed: int) -> BatchPolicy:
-    """Uniform actions over a gym `Discrete` or `Box` space."""
+    """Uniform actions over a gym `Discrete` (played with propensity 1/|A|) or `Box` space."""
     rng = np.random.default_rng(seed)
     if isinstance(space, gym.spaces.Discrete):
-        return lambda step_type, reward, discount, observation: rng.integers(0, space.n, len(step_type))
+        size = int(space.n)
+        return lambda step_type, reward, discount, observation: Played(
+            rng.integers(0, size, len(step_type)), np.full(len(step_type), 1.0 / size)
+        )
     low, high = space.low.astype(np.float32), space.high.astype(np.float32)
     return lambda step_type, reward, discount, observation: rng.uniform(
         low, high, (len(step_type), *low.shape)
@@ -250,13 +279,56 @@ def tf_policy(policy: object) -> BatchPolicy:
     return run
 
 
+def epsilon_greedy(greedy: BatchPolicy, epsilon: float, num_actions: int, seed: int) -> BatchPolicy:
+    """Epsilon-greedy around `greedy` (a policy returning actions), logging exact propensities.
+
+    Plays what TF-Agents' exported collect policy plays (with probability epsilon a uniform
+    action, else the greedy one), but knows the probability of the action it played, which
+    TF-Agents' own log-probability understates for the greedy action.
+    """
+    from rl_bakery_dagster.transforms.scoring import epsilon_greedy_probability
+
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must lie in [0, 1], got {epsilon}")
+    rng = np.random.default_rng(seed)
+
+    def play(
+        step_type: np.ndarray, reward: np.ndarray, discount: np.ndarray, observation: np.ndarray
+    ) -> Played:
+        best = np.asarray(greedy(step_type, reward, discount, observation)).astype(np.int64)
+        explore = rng.random(len(best)) < epsilon
+        action = np.where(explore, rng.integers(0, num_actions, len(best)), best)
+        return Played(action, epsilon_greedy_probability(action, best, epsilon, num_actions))
+
+    return play
+
+
+def deployed_policy(
+    checkpoint_uri: str | None, num_actions: int, seed: int, min_epsilon: float | None = None
+) -> BatchPolicy:
+    """What the product plays from an `agent_checkpoint` folder: its greedy SavedModel, epsilon-greedy
+    with the epsilon the checkpoint recorded (at least `min_epsilon`, when the deployment gate asks
+    for more exploration), logging exact propensities (discrete actions). None: uniformly random."""
+    if checkpoint_uri is None:
+        return random_policy(gym.spaces.Discrete(num_actions), seed)
+    from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
+    from rl_bakery_dagster.checkpoint_settings import deployed_checkpoint_record, read_local_metrics
+    from rl_bakery_dagster.transforms.scoring import load_policy
+
+    record = deployed_checkpoint_record(read_local_metrics(checkpoint_uri), True, checkpoint_uri)
+    greedy = tf_policy(load_policy(os.path.join(checkpoint_uri, GREEDY_POLICY)))
+    epsilon = max(record.epsilon, min_epsilon) if min_epsilon is not None else record.epsilon
+    return epsilon_greedy(greedy, epsilon, num_actions, seed)
+
+
 def evaluate(policy: BatchPolicy, env_name: str, episodes: int, seed: int) -> EvaluationResult:
     """Plays one episode in each of `episodes` environments and reports the returns."""
     batch = BatchedGym(env_name, episodes, seed)
     returns = np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
     while running.any():
-        batch.step(np.asarray(policy(batch.step_type, batch.reward, batch.discount, batch.observation)))
+        played = policy(batch.step_type, batch.reward, batch.discount, batch.observation)
+        batch.step(np.asarray(played.actions if isinstance(played, Played) else played))
         returns += np.where(running, batch.reward, 0.0)
         running &= batch.step_type != LAST
     return EvaluationResult(float(returns.mean()), float(returns.std()), episodes)

@@ -1,14 +1,16 @@
 """The CartPole demo: simulate daily logs and train through the Dagster graph, day after day.
 
-Day 1's logs come from a random policy; each later day is played by the collect policy that
-`agent_checkpoint` exported the day before, as a deployed product would. Every day is
+Day 1's logs come from a random policy; each later day is played by the policy deployed the
+day before (the day's checkpoint played epsilon-greedy, or what the deployment gate chose when
+the application has one), with the exact propensity of every action logged, as a deployed
+product would. Every day is
 materialised through the `daily_training` job in the local Dagster instance, so the runs show up
 in `dagster dev` afterwards.
 
 The days end the day before yesterday (UTC) by default: the UI plots and the Materialize dialog
 show the most recent partitions, so the demo's days are the ones a user sees there, and
 yesterday is left for `--next-day`, which writes the logs of the day after the warehouse's newest
-day (played by that day's collect policy) without training, for the README's
+day (played by the policy deployed that day) without training, for the README's
 `dagster job execute` example. Each day written is observed (`observe_warehouse`) before it is
 trained, so the UI's lineage starts at the warehouse.
 """
@@ -66,10 +68,15 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=SyntaxWarning)
 
     from rl_bakery_dagster.application import ParquetWarehouse
-    from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
+    from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, deployed_exploration
     from rl_bakery_dagster.examples.cartpole.application import ENV_NAME, OBSERVATION_COLUMNS
     from rl_bakery_dagster.examples.gym_application import warehouse_uri
-    from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy, tf_policy, write_day
+    from rl_bakery_dagster.examples.gym_simulator import (
+        BatchedGym,
+        deployed_policy,
+        random_policy,
+        write_day,
+    )
     from rl_bakery_dagster.jobs import DAILY_JOB, OBSERVE_JOB
     from rl_bakery_dagster.partitions import shift_day
     from rl_bakery_dagster.resources.storage import StorageRoot
@@ -100,19 +107,39 @@ def main() -> None:
     job = defs.resolve_job_def(DAILY_JOB)
     observe = defs.resolve_job_def(OBSERVE_JOB)
     storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
+    asset_names = {key.path[-1] for key in defs.resolve_all_asset_keys()}
+    chain_start = logged[0] if args.next_day else first
+
+    def deployed(day: str) -> tuple[object, str]:
+        """The policy deployed on `day`: the one the gate chose the day before, when there is a gate."""
+        previous = shift_day(day, -1)
+        if "policy_evaluation" in asset_names:  # the gate chose what is deployed (lag_days >= 1)
+            record = storage.read_uri([app_name, "policy_evaluation"], previous)
+            deployed_day, saved = deployed_checkpoint(record)
+            unsure = deployed_exploration(record)
+        else:
+            deployed_day, unsure = previous, None
+            saved = storage.read_uri([app_name, "agent_checkpoint"], previous)
+        seed = args.seed + (dt.date.fromisoformat(day) - dt.date.fromisoformat(chain_start)).days
+        policy = deployed_policy(saved, product.action_space.n, seed, unsure)
+        played_by = (
+            f"agent_checkpoint[{deployed_day}], epsilon-greedy with logged propensities"
+            if deployed_day
+            else "a random policy (no policy accepted yet)"
+        )
+        return policy, played_by
 
     def log_and_observe(day: str) -> tuple[int, str]:
-        """Writes `day`'s logs played by day-1's collect policy, then observes the warehouse."""
+        """Writes `day`'s logs played by the deployed policy, then observes the warehouse."""
         if day == first and not args.next_day:
             rows, played_by = len(first_logs), "a random policy"
         else:
-            saved = storage.read_uri([app_name, "agent_checkpoint"], shift_day(day, -1))
-            policy = tf_policy(tf.saved_model.load(f"{saved}/{COLLECT_POLICY}"))
+            policy, played_by = deployed(day)
             logs = product.log(policy, args.steps_per_env, OBSERVATION_COLUMNS)
             if args.next_day:  # a new process cannot continue yesterday's episodes: new players
                 logs["user_id"] += new_player_ids(warehouse, shift_day(day, -1))
             write_day(logs, warehouse, day)
-            rows, played_by = len(logs), "yesterday's collect policy"
+            rows = len(logs)
         observe.execute_in_process(
             instance=instance, run_config=QUIET_LOGS
         )  # lineage: warehouse[day] is known before training
@@ -125,7 +152,7 @@ def main() -> None:
                 f"The warehouse already holds {logged[-1]}; {day} is not over yet (UTC): it has no partition."
             )
         if storage.current_uri([app_name, "agent_checkpoint"], logged[-1]) is None:
-            sys.exit(f"agent_checkpoint[{logged[-1]}] is not trained yet: its collect policy plays {day}.")
+            sys.exit(f"agent_checkpoint[{logged[-1]}] is not trained yet: its policy plays {day}.")
         rows, played_by = log_and_observe(day)
         print(f"{day}: {rows} timesteps played by {played_by}, written to {warehouse}/dt={day}")
         return

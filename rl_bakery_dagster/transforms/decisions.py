@@ -1,0 +1,140 @@
+"""Logged RL timesteps → decisions (state, logged action, its propensity, the reward that followed),
+scored with a candidate's Q-network on Spark executors, for sequential off-policy evaluation.
+
+An episode is judged only from its FIRST step: episodes that began before the day (their start is
+in an earlier partition) are left out, and an episode still running at the day's end counts with
+the decisions whose reward was observed (a horizon cut that the logging policy's observed return
+shares, so the paired comparison stays like for like).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from rl_bakery_dagster.application import FIRST, LAST, TimestepSchema
+from rl_bakery_dagster.transforms.scoring import epsilon_greedy_probability
+
+EPISODE = "episode"
+"""Number of the episode within its env on the day (1 = the first that starts on the day)."""
+
+
+def logged_decisions(timesteps: DataFrame, schema: TimestepSchema) -> DataFrame:
+    """One row per decision of every episode that starts in `timesteps`: env ids, `episode`, `t`,
+    the observation columns, `action`, `action_prob` and `reward` (the reward of the next timestep).
+    """
+    env = [F.col(c) for c in schema.env_id_columns]
+    order = Window.partitionBy(*env).orderBy(schema.timestep_column)
+    rows = timesteps.select(
+        *env,
+        F.col(schema.timestep_column),
+        F.col("step_type"),
+        *[F.col(c) for c in schema.observation_columns],
+        F.col("action"),
+        F.col("action_prob").cast("double").alias("action_prob"),
+        F.sum((F.col("step_type") == FIRST).cast("int")).over(order).alias(EPISODE),
+        F.lead("reward").over(order).cast("double").alias("next_reward"),
+        F.lead("step_type").over(order).alias("next_step_type"),
+    )
+    decisions = rows.filter(
+        (F.col(EPISODE) >= 1)
+        & (F.col("step_type") != LAST)
+        & F.col("next_step_type").isin(1, LAST)  # the next timestep continues this episode
+    )
+    in_episode = Window.partitionBy(*env, F.col(EPISODE)).orderBy(schema.timestep_column)
+    return decisions.select(
+        *env,
+        F.col(EPISODE),
+        (F.row_number().over(in_episode) - 1).alias("t"),
+        *[F.col(c) for c in schema.observation_columns],
+        F.col("action"),
+        F.col("action_prob"),
+        F.col("next_reward").alias("reward"),
+    )
+
+
+@lru_cache(maxsize=2)
+def _q_network(
+    checkpoint_uri: str,
+    settings: tuple[tuple[str, Any], ...],
+    observation_size: int,
+    num_actions: int,
+    n_step: int,
+) -> Any:
+    """The candidate's Q-values as a function of observations, restored from its TF checkpoint."""
+    import os
+
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    import tensorflow as tf
+    from tf_agents.specs import tensor_spec
+
+    from rl_bakery_dagster.resources.agents import TFAgentsResource
+    from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent
+
+    fields = {k: list(v) if isinstance(v, tuple) else v for k, v in settings}
+    agent = TFAgentsResource(**fields).build(
+        tensor_spec.TensorSpec((observation_size,), tf.float32, name="observation"),
+        tensor_spec.BoundedTensorSpec((), tf.int64, minimum=0, maximum=num_actions - 1, name="action"),
+        n_step,
+    )
+    restore_agent(agent, checkpoint_uri)
+    q_policy = greedy_policy(agent)
+    q_policy = getattr(q_policy, "wrapped_policy", q_policy)  # GreedyPolicy(QPolicy): Q-values are its logits
+
+    def q_values(observations: np.ndarray) -> np.ndarray:
+        from rl_bakery_dagster.transforms.scoring import first_time_steps
+
+        step = q_policy.distribution(first_time_steps(observations))
+        return step.action.logits.numpy().astype(np.float64)
+
+    return q_values
+
+
+def score_decisions(
+    decisions: DataFrame,
+    schema: TimestepSchema,
+    checkpoint_uri: str,
+    settings: dict[str, Any],
+    num_actions: int,
+    n_step: int,
+    epsilon: float,
+) -> DataFrame:
+    """Adds `ratio` (candidate deployed epsilon-greedy / logged propensity of the logged action),
+    `q_logged` = Q(s, a), `v_target` = E_candidate Q(s, ·) and `greedy_action`, on the executors."""
+    observations = list(schema.observation_columns)
+    kept = [f for f in decisions.schema.fields if f.name not in observations]
+    output = T.StructType(
+        [
+            *kept,
+            T.StructField("greedy_action", T.LongType()),
+            T.StructField("ratio", T.DoubleType()),
+            T.StructField("q_logged", T.DoubleType()),
+            T.StructField("v_target", T.DoubleType()),
+        ]
+    )
+    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+    size = len(observations)
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        q_values = _q_network(checkpoint_uri, frozen, size, num_actions, n_step)
+        for batch in batches:
+            q = q_values(batch[observations].to_numpy(np.float32))
+            greedy = q.argmax(axis=1).astype(np.int64)
+            action = batch["action"].to_numpy(np.int64)
+            rows = np.arange(len(batch))
+            out = batch[[f.name for f in kept]].copy()
+            out["greedy_action"] = greedy
+            target = epsilon_greedy_probability(action, greedy, epsilon, num_actions)
+            out["ratio"] = target / batch["action_prob"].to_numpy(np.float64)
+            out["q_logged"] = q[rows, action]
+            out["v_target"] = (1 - epsilon) * q[rows, greedy] + epsilon * q.mean(axis=1)
+            yield out
+
+    return decisions.mapInPandas(score, schema=output)

@@ -1,0 +1,139 @@
+"""The RL deployment gate through Dagster: a tiny CartPole DQN judged on episodes it never trained on.
+
+One backfill run over two days of uniformly random play (lag 1: agent_checkpoint[d] trains on day
+d-1). Day 1's candidate is an untrained network (seed 7: its greedy policy mostly pushes one way,
+a sabotage) and must be refused, leaving uniform random play deployed. Day 2's learned from day 1
+and is truly better; judged against uniform logs its importance weights collapse (about two
+effective episodes), so the gate must not refuse it: it says "not enough evidence" and deploys it
+with more exploration, as the bandit gate would. The simulator is the oracle for both. The logging
+policy's observed return is checked against the raw logs.
+"""
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import gym
+import numpy as np
+import pandas as pd
+import pytest
+
+from rl_bakery_dagster.application import TrajectorySettings
+from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD, GATE_CHECK
+from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, REFUSED
+from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
+from rl_bakery_dagster.examples.gym_simulator import (
+    BatchedGym,
+    deployed_policy,
+    evaluate,
+    random_policy,
+    write_day,
+)
+from rl_bakery_dagster.jobs import DAILY_JOB
+from rl_bakery_dagster.partitions import shift_day
+from rl_bakery_dagster.resources.io_managers import read_json
+from rl_bakery_dagster_tests.apps import START, definitions, stored, tiny_cartpole
+
+DAYS = [shift_day(START, offset) for offset in range(2)]
+TOLERANCE = 0.2
+
+
+def observed_return_per_episode(frame: pd.DataFrame) -> float:
+    """Mean undiscounted return of the episodes that start on the day, from the raw logs (an oracle
+    independent of the Spark path): rewards of the non-FIRST rows of each episode on the day. An
+    episode whose FIRST step is the day's last row has no observed decision yet and is not counted."""
+    frame = frame.sort_values(["user_id", "ts"]).copy()
+    frame["episode"] = frame.groupby("user_id").step_type.transform(lambda s: (s == 0).cumsum())
+    started = frame[frame.episode >= 1]
+    return float(started[started.step_type != 0].groupby(["user_id", "episode"]).reward.sum().mean())
+
+
+def deployed_by_the_rule(outcomes: dict[str, str]) -> dict[str, str | None]:
+    """What each day must deploy: accepted → the candidate, refused → the last accepted (None before
+    any), not enough evidence → the candidate with more exploration (the default)."""
+    last: str | None = None
+    deployed = {}
+    for day, outcome in outcomes.items():
+        deployed[day] = last if outcome == REFUSED else day
+        if outcome == ACCEPTED:
+            last = day
+    return deployed
+
+
+def test_the_gate_refuses_a_sabotaged_candidate_and_does_not_refuse_a_trained_one(spark, home: Path) -> None:
+    product = BatchedGym("CartPole-v0", 64, seed=0)
+    logs = {}
+    for offset, day in enumerate(DAYS):
+        logs[day] = product.log(random_policy(product.action_space, offset), 100, OBSERVATION_COLUMNS)
+        write_day(logs[day], str(home / "warehouse"), day)
+    app = tiny_cartpole(
+        home,
+        fc_layer_params=[64],
+        batch_size=64,
+        train_steps_per_day=1500,
+        target_update_period=100,
+        epsilon_greedy=0.6,  # candidates are judged as deployed: epsilon-greedy with this epsilon
+        seed=7,
+    )
+    app = dataclasses.replace(
+        app, trajectory=TrajectorySettings(n_step=1, lookback_days=1, lag_days=1, window_days=1)
+    )
+    job = definitions(home, app).resolve_job_def(DAILY_JOB)
+    gate = {"replicates": 100, "relative_tolerance": TOLERANCE}
+    result = job.execute_in_process(
+        tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
+        run_config={"ops": {"cartpole__policy_evaluation": {"config": gate}}},
+    )
+    assert result.success
+    records = {
+        day: read_json(str(stored(home, "cartpole", "policy_evaluation", day) / EVALUATION_RECORD))
+        for day in DAYS
+    }
+    summary = {
+        d: (r["outcome"], r["estimates"]["wdr_minus_logging"], r["effective_episodes"])
+        for d, r in records.items()
+    }
+    sabotaged, trained = DAYS
+    assert records[sabotaged]["outcome"] == REFUSED, summary
+    assert "confidently worse" in records[sabotaged]["reason"]
+    # measured: +8.4 (95% CI +5.4 to +10.6) on about 2 effective episodes, below the floor of 10
+    assert records[trained]["outcome"] == NOT_ENOUGH_EVIDENCE, summary
+    assert records[trained]["estimates"]["wdr_minus_logging"]["lower"] > 0
+    outcomes = {day: r["outcome"] for day, r in records.items()}
+    assert {day: r["deployed_checkpoint"] for day, r in records.items()} == deployed_by_the_rule(outcomes)
+    assert records[sabotaged]["deployed_checkpoint"] is None  # nothing accepted yet: uniform random
+    assert records[trained]["deployed_checkpoint"] == trained and records[trained]["deployed_epsilon"] == 0.3
+
+    # the simulator agrees: the refused candidate is truly worse by more than the tolerance, the
+    # accepted one truly better than the uniform play that logged the day
+    random_return = evaluate(
+        random_policy(gym.spaces.Discrete(2), 1), "CartPole-v0", 200, seed=77
+    ).mean_return
+    truth = {
+        day: evaluate(
+            deployed_policy(str(stored(home, "cartpole", "agent_checkpoint", day)), 2, seed=3),
+            "CartPole-v0",
+            200,
+            seed=77,
+        ).mean_return
+        for day in DAYS
+    }
+    assert truth[sabotaged] < (1 - TOLERANCE) * random_return < random_return < truth[trained], truth
+
+    for day, record in records.items():
+        assert record["logging_observed_return_per_episode"] == pytest.approx(
+            observed_return_per_episode(logs[day]), rel=1e-9
+        )
+        for name in ("pdis", "pdwis", "wdr", "logging"):
+            e = record["estimates"][name]
+            assert e["lower"] <= e["upper"] and np.isfinite(e["value"])
+        assert 0 < record["effective_episodes"] <= record["episodes"]
+
+    checks = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.asset_check_evaluation_data.check_name == GATE_CHECK
+    ]
+    assert checks and not checks[-1].passed and checks[-1].severity == dg.AssetCheckSeverity.WARN
+    assert checks[-1].metadata["refused_days"].value == sabotaged
