@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -351,33 +352,35 @@ def day_metadata(record: Mapping) -> dict[str, object]:
     return metadata
 
 
-def build_policy_evaluation_asset(
-    app: Application, partitions: dg.PartitionsDefinition
-) -> dg.AssetsDefinition:
+def evaluation_asset_arguments(app: Application, partitions: dg.PartitionsDefinition) -> dict[str, Any]:
+    """What `policy_evaluation` is in the graph, for bandit and RL applications alike."""
     key = dg.AssetKey([app.name, "policy_evaluation"])
-
-    @dg.asset(
-        key=key,
-        ins={
+    return {
+        "key": key,
+        "ins": {
             "agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"]),
             "timesteps": dg.AssetIn(key=[app.name, "timesteps"]),
             "previous_evaluation": dg.AssetIn(key=key, partition_mapping=previous_day),
         },
-        partitions_def=partitions,
-        backfill_policy=single_run,
-        io_manager_key="checkpoint_io_manager",
-        group_name=app.name,
-        kinds={"spark", "tensorflow"},
-        pool=application_pool(app.name),
-        check_specs=[
-            dg.AssetCheckSpec(
-                GATE_CHECK,
-                asset=key,
-                blocking=True,
-                description=GATE_DESCRIPTION,
-            )
+        "partitions_def": partitions,
+        "backfill_policy": single_run,
+        "io_manager_key": "checkpoint_io_manager",
+        "group_name": app.name,
+        "kinds": {"spark", "tensorflow"},
+        "pool": application_pool(app.name),
+        "check_specs": [
+            dg.AssetCheckSpec(GATE_CHECK, asset=key, blocking=True, description=GATE_DESCRIPTION)
         ],
-    )
+    }
+
+
+def build_policy_evaluation_asset(
+    app: Application, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    arguments = evaluation_asset_arguments(app, partitions)
+    key = arguments["key"]
+
+    @dg.asset(**arguments)
     def policy_evaluation(
         context: dg.AssetExecutionContext,
         config: OffPolicyEvaluationConfig,

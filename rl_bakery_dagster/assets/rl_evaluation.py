@@ -25,16 +25,13 @@ from pyspark.sql import DataFrame
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.evaluation import (
-    GATE_CHECK,
-    GATE_DESCRIPTION,
     OffPolicyEvaluationConfig,
     choose_deployment,
+    evaluation_asset_arguments,
     judge_days,
 )
 from rl_bakery_dagster.checkpoint_format import METRICS
 from rl_bakery_dagster.checkpoint_settings import SETTINGS
-from rl_bakery_dagster.concurrency import application_pool
-from rl_bakery_dagster.partitions import previous_day, single_run
 from rl_bakery_dagster.resources.io_managers import read_json
 
 GATE_ESTIMATORS = ("wdr", "pdwis")
@@ -221,23 +218,10 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
 def build_rl_policy_evaluation_asset(
     app: Application, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
-    key = dg.AssetKey([app.name, "policy_evaluation"])
+    arguments = evaluation_asset_arguments(app, partitions)
+    key = arguments["key"]
 
-    @dg.asset(
-        key=key,
-        ins={
-            "agent_checkpoint": dg.AssetIn(key=[app.name, "agent_checkpoint"]),
-            "timesteps": dg.AssetIn(key=[app.name, "timesteps"]),
-            "previous_evaluation": dg.AssetIn(key=key, partition_mapping=previous_day),
-        },
-        partitions_def=partitions,
-        backfill_policy=single_run,
-        io_manager_key="checkpoint_io_manager",
-        group_name=app.name,
-        kinds={"spark", "tensorflow"},
-        pool=application_pool(app.name),
-        check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset=key, blocking=True, description=GATE_DESCRIPTION)],
-    )
+    @dg.asset(**arguments)
     def policy_evaluation(
         context: dg.AssetExecutionContext,
         config: SequentialEvaluationConfig,
