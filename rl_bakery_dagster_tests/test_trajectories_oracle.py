@@ -28,6 +28,7 @@ from rl_bakery_dagster_tests.apps import START, definitions, tiny_cartpole
 
 ENVS, STEPS = 3, 120
 MAX_LENGTH = 4 * STEPS
+NUM_ACTIONS = 2  # CartPole: push left or right
 
 
 def play_with_tf_agents(seed: int) -> tuple[tf_uniform_replay_buffer.TFUniformReplayBuffer, pd.DataFrame]:
@@ -40,6 +41,7 @@ def play_with_tf_agents(seed: int) -> tuple[tf_uniform_replay_buffer.TFUniformRe
     for index, environment in enumerate(environments):
         environment.seed(seed + index)
     env = tf_py_environment.TFPyEnvironment(batched_py_environment.BatchedPyEnvironment(environments))
+    assert int(env.action_spec().maximum) + 1 == NUM_ACTIONS
     policy = random_tf_policy.RandomTFPolicy(env.time_step_spec(), env.action_spec())
     buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
         policy.trajectory_spec, batch_size=ENVS, max_length=MAX_LENGTH, dataset_window_shift=1
@@ -61,6 +63,7 @@ def play_with_tf_agents(seed: int) -> tuple[tf_uniform_replay_buffer.TFUniformRe
                     "step_type": int(item.step_type.numpy()[env_id]),
                     **dict(zip(OBSERVATION_COLUMNS, observation.astype(float), strict=True)),
                     "action": int(item.action.numpy()[env_id]),
+                    "action_prob": 1.0 / NUM_ACTIONS,  # RandomTFPolicy: uniform over the actions
                     "reward": reward,
                     "discount": discount,
                 }
