@@ -397,7 +397,7 @@ def build_policy_evaluation_asset(
             agent_checkpoint,
             timesteps,
             previous_evaluation,
-            lambda logged, checkpoint, epsilon: evaluate_day(app, logged, checkpoint, epsilon, config),
+            lambda _day, logged, checkpoint, epsilon: evaluate_day(app, logged, checkpoint, epsilon, config),
             lambda outcome, candidate, last: choose_deployment(outcome, candidate, last, config),
             day_metadata,
         )
@@ -405,7 +405,8 @@ def build_policy_evaluation_asset(
     return policy_evaluation
 
 
-Judge = Callable[[DataFrame, str, float], dict]
+Judge = Callable[[str, DataFrame, str, float], dict]
+"""(day, the day's logged timesteps, the candidate's checkpoint URI, its epsilon) → the day's record."""
 """(the day's logged timesteps, candidate checkpoint URI, its epsilon) → the day's record with an
 `outcome`, `accepted` and `reason`."""
 Choose = Callable[
@@ -453,7 +454,7 @@ def judge_days(
             version = policy_version(app.name, day, candidate.total_train_steps)
             context.log.info(f"{day}: evaluating {version} on the day's logs")
             logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
-            record = judge(logged, checkpoint, candidate.epsilon)
+            record = judge(day, logged, checkpoint, candidate.epsilon)
             outcomes[day] = record["outcome"]
             deployed, deployed_epsilon, deployment = choose(
                 record["outcome"], (day, checkpoint), last_accepted

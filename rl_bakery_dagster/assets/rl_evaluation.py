@@ -16,7 +16,8 @@ policy deployed for day d, so "not worse than the logging policy" is "not worse 
 """
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import numpy as np
@@ -32,9 +33,12 @@ from rl_bakery_dagster.assets.evaluation import (
 )
 from rl_bakery_dagster.checkpoint_format import METRICS
 from rl_bakery_dagster.checkpoint_settings import SETTINGS
-from rl_bakery_dagster.resources.io_managers import read_json
+from rl_bakery_dagster.resources.io_managers import ParquetPartitions, read_json
 
-GATE_ESTIMATORS = ("wdr", "pdwis")
+if TYPE_CHECKING:
+    from rl_bakery_dagster.evaluation.fqe import FQEResult, FQESettings
+
+GATE_ESTIMATORS = ("fqe", "wdr", "pdwis")
 
 
 class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
@@ -54,7 +58,20 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
         description="below this effective number of episodes (Kish, at the last step) the outcome is "
         "'not enough evidence'",
     )
-    estimator: str = Field(default="wdr", description="what the gate judges: wdr or pdwis")
+    estimator: str = Field(
+        default="fqe",
+        description="what the gate judges: fqe (fitted Q evaluation of both policies, paired), wdr or pdwis "
+        "(each against the logging policy's observed return)",
+    )
+    fqe_train_steps: int = Field(
+        default=3000, description="gradient steps of fitted Q evaluation (0: no FQE, for wdr/pdwis gates)"
+    )
+    fqe_batch_size: int = Field(default=256, description="transitions per FQE gradient step")
+    fqe_learning_rate: float = Field(default=1e-3, description="Adam learning rate of FQE")
+    fqe_target_update_period: int = Field(default=100, description="FQE steps between target-network copies")
+    fqe_fc_layer_params: list[int] = Field(
+        default=[64, 64], description="hidden layers of the FQE Q-networks (ReLU MLP)"
+    )
     replicates: int = Field(default=200, description="Poisson bootstrap replicates over episodes")
     seed: int = Field(default=0, description="seeds the bootstrap weights")
     discount: float | None = Field(
@@ -68,6 +85,24 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
             raise ValueError(f"estimator must be one of {', '.join(GATE_ESTIMATORS)}, got {self.estimator!r}")
         if self.relative_tolerance < 0.0 or self.replicates < 20:
             raise ValueError("relative_tolerance must be non-negative and replicates at least 20")
+        if self.fqe_train_steps < 0 or (self.estimator == "fqe" and self.fqe_train_steps == 0):
+            raise ValueError("fqe_train_steps must be positive when the gate's estimator is fqe")
+        if self.fqe_batch_size < 1 or self.fqe_target_update_period < 1 or self.fqe_learning_rate <= 0.0:
+            raise ValueError(
+                "fqe_batch_size, fqe_target_update_period and fqe_learning_rate must be positive"
+            )
+
+    def fqe_settings(self) -> "FQESettings":
+        from rl_bakery_dagster.evaluation.fqe import FQESettings
+
+        return FQESettings(
+            train_steps=self.fqe_train_steps,
+            batch_size=self.fqe_batch_size,
+            learning_rate=self.fqe_learning_rate,
+            target_update_period=self.fqe_target_update_period,
+            fc_layer_params=tuple(self.fqe_fc_layer_params),
+            seed=self.seed,
+        )
 
 
 def _interval(replicates: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -114,66 +149,164 @@ def gate_sentence(
     return f"{change}; the interval straddles {-tol:+.4g}, so there is not enough evidence either way."
 
 
+def fit_day_fqe(
+    app: Application,
+    trajectory_uri: str | None,
+    checkpoint_uri: str,
+    settings: dict,
+    epsilon: float,
+    gamma: float,
+    config: SequentialEvaluationConfig,
+    log: Callable[[str], None] | None,
+) -> "FQEResult | None":
+    """FQE of the candidate and of the logging policy on the day's stored transitions (None: none)."""
+    from rl_bakery_dagster.evaluation.fqe import fit_q_evaluation
+    from rl_bakery_dagster.resources.io_managers import ParquetPartitions
+    from rl_bakery_dagster.training.daily import transition_layout
+    from rl_bakery_dagster.training.dataset import transition_dataset
+    from rl_bakery_dagster.training.trainer import count_rows
+    from rl_bakery_dagster.transforms.decisions import candidate_q_function, frozen_settings
+
+    if trajectory_uri is None or config.fqe_train_steps == 0:
+        return None
+    filesystem, files = ParquetPartitions({"day": trajectory_uri}).files()
+    transitions = count_rows(filesystem, files)
+    if transitions == 0:
+        return None
+    if log:
+        log(f"fitted Q evaluation: {config.fqe_train_steps} steps on {transitions} transitions")
+    dataset = transition_dataset(
+        filesystem,
+        files,
+        transition_layout(app),
+        config.fqe_batch_size,
+        int(settings.get("shuffle_buffer_rows", 100_000)),
+        config.seed,
+    )
+    candidate_q = candidate_q_function(
+        checkpoint_uri,
+        frozen_settings(settings),
+        app.schema.observation_size,
+        app.action_space.num_actions,
+        app.trajectory.n_step,
+    )
+    return fit_q_evaluation(
+        dataset,
+        candidate_q,
+        epsilon,
+        gamma,
+        app.schema.observation_size,
+        app.action_space.num_actions,
+        config.fqe_settings(),
+        log,
+    )
+
+
 def evaluate_rl_day(
     app: Application,
     logged: DataFrame,
+    trajectory_uri: str | None,
     checkpoint_uri: str,
     epsilon: float,
     config: SequentialEvaluationConfig,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Estimates, intervals and the gate's outcome for one candidate on one day of episodes."""
-    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, three_way_decision
+    """Estimates, intervals and the gate's outcome for one candidate on one day of episodes.
+
+    `trajectory_uri`: the day's stored transitions, which fitted Q evaluation trains on.
+    """
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, three_way_decision
     from rl_bakery_dagster.evaluation.sequential import (
         effective_episodes,
         estimates,
         logging_value,
         spark_episode_sums,
+        spark_start_sums,
     )
-    from rl_bakery_dagster.transforms.decisions import EPISODE, logged_decisions, score_decisions
+    from rl_bakery_dagster.transforms.decisions import (
+        EPISODE,
+        logged_decisions,
+        score_decisions,
+        score_episode_starts,
+    )
 
     settings = read_json(f"{checkpoint_uri}/{METRICS}")[SETTINGS]
     gamma = float(config.discount if config.discount is not None else settings["gamma"])
+    num_actions, n_step = app.action_space.num_actions, app.trajectory.n_step
+    episode_columns = [*app.schema.env_id_columns, EPISODE]
     decisions = logged_decisions(logged, app.schema)
-    scored = score_decisions(
-        decisions,
-        app.schema,
-        checkpoint_uri,
-        settings,
-        app.action_space.num_actions,
-        app.trajectory.n_step,
-        epsilon,
-    )
+    scored = score_decisions(decisions, app.schema, checkpoint_uri, settings, num_actions, n_step, epsilon)
     sums = spark_episode_sums(
         scored,
-        [*app.schema.env_id_columns, EPISODE],
+        episode_columns,
         replicates=config.replicates,
         seed=config.seed,
         max_horizon=config.max_horizon,
     )
     values = estimates(sums, gamma)
+    baseline = {name: "logging" for name in values}
+    fitted = fit_day_fqe(app, trajectory_uri, checkpoint_uri, settings, epsilon, gamma, config, log)
+    if fitted is not None:
+        starts = score_episode_starts(
+            decisions, app.schema, checkpoint_uri, settings, num_actions, n_step, epsilon, fitted
+        )
+        episodes, totals = spark_start_sums(
+            starts, episode_columns, ["fqe_candidate", "fqe_logging"], config.replicates, config.seed
+        )
+        safe = np.where(episodes > 0, episodes, np.nan)
+        values["fqe"] = totals["fqe_candidate"] / safe
+        values["fqe_logging"] = totals["fqe_logging"] / safe
+        baseline["fqe"] = "fqe_logging"
     ess = float(effective_episodes(sums)[0])
     record_estimates = {}
     for name, replicates in values.items():
         low, high = _interval(replicates[1:], config.confidence)
         record_estimates[name] = {"value": float(replicates[0]), "lower": low, "upper": high}
-    paired = values[config.estimator] - values["logging"]
-    low, high = _interval(paired[1:], config.confidence)
-    difference = float(paired[0])
-    record_estimates[f"{config.estimator}_minus_logging"] = {"value": difference, "lower": low, "upper": high}
+    verdicts: dict[str, dict] = {}
+    for name, compared_with in baseline.items():
+        if name == compared_with:
+            continue
+        paired = values[name] - values[compared_with]
+        low, high = _interval(paired[1:], config.confidence)
+        record_estimates[f"{name}_minus_{compared_with}"] = {
+            "value": float(paired[0]),
+            "lower": low,
+            "upper": high,
+        }
+        reference = abs(float(values[compared_with][0]))
+        tolerance = config.tolerance + config.relative_tolerance * (
+            reference if math.isfinite(reference) else 0.0
+        )
+        # FQE needs no importance weights: its evidence is the number of episodes, not Kish's ESS
+        evidence = float(sums.episodes[0]) if name == "fqe" else ess
+        outcome = three_way_decision(low, high, tolerance, evidence, config.min_effective_sample_size)
+        verdicts[name] = {
+            "outcome": outcome,
+            "tolerance": tolerance,
+            "compared_with": compared_with,
+            "reason": gate_sentence(
+                outcome,
+                name,
+                float(paired[0]),
+                low,
+                high,
+                tolerance,
+                evidence,
+                config.min_effective_sample_size,
+                config.confidence,
+            ),
+        }
     observed = float(logging_value(sums, 1.0)[0])
-    tolerance = config.tolerance + config.relative_tolerance * abs(float(values["logging"][0]))
-    outcome = three_way_decision(low, high, tolerance, ess, config.min_effective_sample_size)
-    reason = gate_sentence(
-        outcome,
-        config.estimator,
-        difference,
-        low,
-        high,
-        tolerance,
-        ess,
-        config.min_effective_sample_size,
-        config.confidence,
-    )
+    verdict = verdicts.get(config.estimator)
+    if verdict is None:  # FQE had no transitions to learn from
+        verdict = {
+            "outcome": NOT_ENOUGH_EVIDENCE,
+            "tolerance": math.nan,
+            "compared_with": "fqe_logging",
+            "reason": "Not enough evidence: the day has no stored transitions for fitted Q evaluation.",
+        }
+    outcome, reason, tolerance = verdict["outcome"], verdict["reason"], verdict["tolerance"]
+    compared_with = verdict["compared_with"]
     if not config.gate:
         outcome, reason = ACCEPTED, "The deployment gate is switched off; the candidate is deployed."
     return {
@@ -184,7 +317,11 @@ def evaluate_rl_day(
         "logging_observed_return_per_episode": observed,
         "tolerance": tolerance,
         "estimator": config.estimator,
+        "compared_with": compared_with,
         "estimates": record_estimates,
+        "outcome_by_estimator": {name: v["outcome"] for name, v in verdicts.items()},
+        "fqe_final_loss": fitted.final_loss if fitted else None,
+        "fqe_train_steps": fitted.train_steps if fitted else 0,
         "confidence": config.confidence,
         "replicates": config.replicates,
         "outcome": outcome,
@@ -220,6 +357,7 @@ def build_rl_policy_evaluation_asset(
 ) -> dg.AssetsDefinition:
     arguments = evaluation_asset_arguments(app, partitions)
     key = arguments["key"]
+    arguments["ins"] = {**arguments["ins"], "trajectories": dg.AssetIn(key=[app.name, "trajectories"])}
 
     @dg.asset(**arguments)
     def policy_evaluation(
@@ -227,6 +365,7 @@ def build_rl_policy_evaluation_asset(
         config: SequentialEvaluationConfig,
         agent_checkpoint: dict[str, str],
         timesteps: DataFrame,
+        trajectories: ParquetPartitions,
         previous_evaluation: dict[str, str],
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         """Off-policy value of the candidate policy on the day's episodes (which it never trained on),
@@ -239,7 +378,9 @@ def build_rl_policy_evaluation_asset(
             agent_checkpoint,
             timesteps,
             previous_evaluation,
-            lambda logged, checkpoint, epsilon: evaluate_rl_day(app, logged, checkpoint, epsilon, config),
+            lambda day, logged, checkpoint, epsilon: evaluate_rl_day(
+                app, logged, trajectories.uris.get(day), checkpoint, epsilon, config, context.log.info
+            ),
             lambda outcome, candidate, last: choose_deployment(outcome, candidate, last, config),
             rl_day_metadata,
         )

@@ -189,6 +189,47 @@ def poisson_weight(uniform: Any) -> Any:
     return total
 
 
+def with_replicates(
+    frame: DataFrame, episode_columns: Sequence[str], replicates: int, seed: int
+) -> DataFrame:
+    """`frame` repeated once per replicate 0..R with `replicate` and its episode's Poisson(1) weight `k`
+    (1 in replicate 0), drawn from a hash of the episode id: every estimator that uses the same seed
+    resamples the same episodes, so their differences can be paired replicate by replicate."""
+    from pyspark.sql import functions as F
+
+    ids = [F.col(c) for c in episode_columns]
+    replicate_ids = frame.sparkSession.range(replicates + 1).withColumnRenamed("id", "replicate")
+    bits = F.xxhash64(*ids, F.col("replicate"), F.lit(seed)).bitwiseAND(F.lit((1 << 53) - 1))
+    uniform = bits.cast("double") / F.lit(float(1 << 53))
+    k = F.when(F.col("replicate") == 0, F.lit(1.0)).otherwise(poisson_weight(uniform))
+    return frame.crossJoin(F.broadcast(replicate_ids)).withColumn("k", k)
+
+
+def spark_start_sums(
+    starts: DataFrame,
+    episode_columns: Sequence[str],
+    value_columns: Sequence[str],
+    replicates: int,
+    seed: int,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per replicate, the number of episodes and the sum of each per-episode value (one row per episode
+    in `starts`): [R] arrays, so means and paired differences per replicate are ratios of these."""
+    from pyspark.sql import functions as F
+
+    rows = with_replicates(starts, episode_columns, replicates, seed)
+    grouped = rows.groupBy("replicate").agg(
+        F.sum("k").alias("episodes"), *[F.sum(F.col("k") * F.col(c)).alias(c) for c in value_columns]
+    )
+    episodes = np.zeros(replicates + 1)
+    sums = {c: np.zeros(replicates + 1) for c in value_columns}
+    for row in grouped.collect():
+        b = int(row["replicate"])
+        episodes[b] = float(row["episodes"] or 0.0)
+        for c in value_columns:
+            sums[c][b] = float(row[c] or 0.0)
+    return episodes, sums
+
+
 def spark_episode_sums(
     decisions: DataFrame,
     episode_columns: Sequence[str],
@@ -227,12 +268,7 @@ def spark_episode_sums(
         F.when(zeros > 0, F.lit(0.0)).otherwise(F.exp(log_rho)).alias("rho"),
         (F.col("t") == F.max("t").over(whole)).alias("is_last"),
     ).withColumn("prev_rho", F.coalesce(F.lag("rho").over(episode), F.lit(1.0)))
-    spark = decisions.sparkSession
-    replicate_ids = spark.range(replicates + 1).withColumnRenamed("id", "replicate")
-    bits = F.xxhash64(*ids, F.col("replicate"), F.lit(seed)).bitwiseAND(F.lit((1 << 53) - 1))
-    uniform = bits.cast("double") / F.lit(float(1 << 53))
-    k = F.when(F.col("replicate") == 0, F.lit(1.0)).otherwise(poisson_weight(uniform))
-    rows = weighted.crossJoin(F.broadcast(replicate_ids)).withColumn("k", k)
+    rows = with_replicates(weighted, episode_columns, replicates, seed)
     kr = F.col("k") * F.col("rho")
     ended = F.when(F.col("is_last"), kr)
     grouped = rows.groupBy("replicate", "t").agg(

@@ -61,19 +61,21 @@ def logged_decisions(timesteps: DataFrame, schema: TimestepSchema) -> DataFrame:
 
 
 @lru_cache(maxsize=2)
-def _q_network(
+def candidate_q_function(
     checkpoint_uri: str,
     settings: tuple[tuple[str, Any], ...],
     observation_size: int,
     num_actions: int,
     n_step: int,
 ) -> Any:
-    """The candidate's Q-values as a function of observations, restored from its TF checkpoint."""
+    """The candidate's Q-values as a TensorFlow function of [B, obs] observations, restored from its
+    TF checkpoint (`settings`: the checkpoint's agent settings as sorted items)."""
     import os
 
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
     from tf_agents.specs import tensor_spec
+    from tf_agents.trajectories import time_step as ts
 
     from rl_bakery_dagster.resources.agents import TFAgentsResource
     from rl_bakery_dagster.training.checkpoints import greedy_policy, restore_agent
@@ -88,11 +90,36 @@ def _q_network(
     q_policy = greedy_policy(agent)
     q_policy = getattr(q_policy, "wrapped_policy", q_policy)  # GreedyPolicy(QPolicy): Q-values are its logits
 
-    def q_values(observations: np.ndarray) -> np.ndarray:
-        from rl_bakery_dagster.transforms.scoring import first_time_steps
+    def q_values(observations: tf.Tensor) -> tf.Tensor:
+        size = tf.shape(observations)[0]
+        first = ts.TimeStep(
+            step_type=tf.fill([size], tf.constant(ts.StepType.FIRST, tf.int32)),
+            reward=tf.zeros([size], tf.float32),
+            discount=tf.ones([size], tf.float32),
+            observation=tf.cast(observations, tf.float32),
+        )
+        return q_policy.distribution(first).action.logits
 
-        step = q_policy.distribution(first_time_steps(observations))
-        return step.action.logits.numpy().astype(np.float64)
+    return q_values
+
+
+def frozen_settings(settings: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """Agent settings as a hashable key for :func:`candidate_q_function`."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+
+
+def _q_network(
+    checkpoint_uri: str,
+    settings: tuple[tuple[str, Any], ...],
+    observation_size: int,
+    num_actions: int,
+    n_step: int,
+) -> Any:
+    """:func:`candidate_q_function` on numpy arrays."""
+    q_function = candidate_q_function(checkpoint_uri, settings, observation_size, num_actions, n_step)
+
+    def q_values(observations: np.ndarray) -> np.ndarray:
+        return np.asarray(q_function(observations.astype(np.float32)), dtype=np.float64)
 
     return q_values
 
@@ -119,7 +146,7 @@ def score_decisions(
             T.StructField("v_target", T.DoubleType()),
         ]
     )
-    frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
+    frozen = frozen_settings(settings)
     size = len(observations)
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -138,3 +165,48 @@ def score_decisions(
             yield out
 
     return decisions.mapInPandas(score, schema=output)
+
+
+def score_episode_starts(
+    decisions: DataFrame,
+    schema: TimestepSchema,
+    checkpoint_uri: str,
+    settings: dict[str, Any],
+    num_actions: int,
+    n_step: int,
+    epsilon: float,
+    fitted: Any,
+) -> DataFrame:
+    """One row per episode (its first decision): the env ids, `episode`, and the fitted Q evaluation
+    values `fqe_candidate` (the candidate deployed epsilon-greedy) and `fqe_logging` (the logging
+    policy, at the action it took), computed on the executors; `fitted` is an `FQEResult`."""
+    from rl_bakery_dagster.evaluation.fqe import start_values
+
+    observations = list(schema.observation_columns)
+    ids = [*schema.env_id_columns, EPISODE]
+    id_fields = [f for f in decisions.schema.fields if f.name in ids]
+    output = T.StructType(
+        [
+            *id_fields,
+            T.StructField("fqe_candidate", T.DoubleType()),
+            T.StructField("fqe_logging", T.DoubleType()),
+        ]
+    )
+    frozen = frozen_settings(settings)
+    size = len(observations)
+    candidate, logging = fitted.candidate, fitted.logging
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        q_values = _q_network(checkpoint_uri, frozen, size, num_actions, n_step)
+        for batch in batches:
+            states = batch[observations].to_numpy(np.float64)
+            greedy = q_values(states.astype(np.float32)).argmax(axis=1)
+            value, logged = start_values(
+                candidate, logging, states, greedy, batch["action"].to_numpy(np.int64), epsilon
+            )
+            out = batch[[f.name for f in id_fields]].copy()
+            out["fqe_candidate"] = value
+            out["fqe_logging"] = logged
+            yield out
+
+    return decisions.filter(F.col("t") == 0).mapInPandas(score, schema=output)
