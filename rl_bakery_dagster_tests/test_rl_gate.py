@@ -80,7 +80,8 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
         app, trajectory=TrajectorySettings(n_step=1, lookback_days=1, lag_days=1, window_days=1)
     )
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
-    gate = {"replicates": 100, "relative_tolerance": TOLERANCE}
+    # random-play episodes last about 20 decisions: 30 backups of FQE reach their horizon
+    gate = {"replicates": 100, "relative_tolerance": TOLERANCE, "fqe_train_steps": 3000}
     result = job.execute_in_process(
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
         run_config={"ops": {"cartpole__policy_evaluation": {"config": gate}}},

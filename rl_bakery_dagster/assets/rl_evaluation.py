@@ -64,7 +64,10 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
         "(each against the logging policy's observed return)",
     )
     fqe_train_steps: int = Field(
-        default=3000, description="gradient steps of fitted Q evaluation (0: no FQE, for wdr/pdwis gates)"
+        default=8000,
+        description="gradient steps of fitted Q evaluation (0: no FQE, for wdr/pdwis gates); with "
+        "fqe_target_update_period they make train_steps / period Bellman backups, which must reach the "
+        "episodes' effective horizon (about 1 / (1 - discount) or the episode length, if shorter)",
     )
     fqe_batch_size: int = Field(default=256, description="transitions per FQE gradient step")
     fqe_learning_rate: float = Field(default=1e-3, description="Adam learning rate of FQE")
