@@ -346,6 +346,7 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
     numbers = {
         "effective_sample_size": record["effective_episodes"],
         "logging_observed_return_per_episode": record["logging_observed_return_per_episode"],
+        "fqe_final_loss": record.get("fqe_final_loss"),
     }
     for name, e in record["estimates"].items():
         numbers |= {name: e["value"], f"{name}_lower": e["lower"], f"{name}_upper": e["upper"]}
