@@ -131,13 +131,15 @@ def test_a_day_without_stored_transitions_fits_nothing(tmp_path) -> None:
     """An empty trajectories partition gives no FQE (the gate then says 'not enough evidence'), and a
     gate that judges FQE with no FQE steps is refused before any work."""
     from rl_bakery_dagster.assets.rl_evaluation import SequentialEvaluationConfig, fit_day_fqe
+    from rl_bakery_dagster.transforms.decisions import Candidate
     from rl_bakery_dagster_tests.apps import tiny_cartpole
 
     (tmp_path / "empty").mkdir()
     app = tiny_cartpole(tmp_path)
     config = SequentialEvaluationConfig()
-    assert fit_day_fqe(app, str(tmp_path / "empty"), "unused", {}, 0.1, 0.99, config, None) is None
-    assert fit_day_fqe(app, None, "unused", {}, 0.1, 0.99, config, None) is None
+    candidate = Candidate("unused", (), 4, 2, 1, 0.1)
+    assert fit_day_fqe(app, str(tmp_path / "empty"), candidate, 0.99, config, None) is None
+    assert fit_day_fqe(app, None, candidate, 0.99, config, None) is None
     with pytest.raises(ValueError, match="fqe_train_steps must be positive"):
         SequentialEvaluationConfig(fqe_train_steps=0).validate_choices()
     SequentialEvaluationConfig(fqe_train_steps=0, estimator="wdr").validate_choices()

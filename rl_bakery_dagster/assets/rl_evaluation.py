@@ -37,6 +37,7 @@ from rl_bakery_dagster.resources.io_managers import ParquetPartitions, read_json
 
 if TYPE_CHECKING:
     from rl_bakery_dagster.evaluation.fqe import FQEResult, FQESettings
+    from rl_bakery_dagster.transforms.decisions import Candidate
 
 GATE_ESTIMATORS = ("fqe", "wdr", "pdwis")
 
@@ -155,20 +156,17 @@ def gate_sentence(
 def fit_day_fqe(
     app: Application,
     trajectory_uri: str | None,
-    checkpoint_uri: str,
-    settings: dict,
-    epsilon: float,
+    candidate: "Candidate",
     gamma: float,
     config: SequentialEvaluationConfig,
     log: Callable[[str], None] | None,
 ) -> "FQEResult | None":
     """FQE of the candidate and of the logging policy on the day's stored transitions (None: none)."""
     from rl_bakery_dagster.evaluation.fqe import fit_q_evaluation
-    from rl_bakery_dagster.resources.io_managers import ParquetPartitions
     from rl_bakery_dagster.training.daily import transition_layout
     from rl_bakery_dagster.training.dataset import transition_dataset
     from rl_bakery_dagster.training.trainer import count_rows
-    from rl_bakery_dagster.transforms.decisions import candidate_q_function, frozen_settings
+    from rl_bakery_dagster.transforms.decisions import candidate_q_function
 
     if trajectory_uri is None or config.fqe_train_steps == 0:
         return None
@@ -183,23 +181,23 @@ def fit_day_fqe(
         files,
         transition_layout(app),
         config.fqe_batch_size,
-        int(settings.get("shuffle_buffer_rows", 100_000)),
+        int(dict(candidate.settings).get("shuffle_buffer_rows", 100_000)),
         config.seed,
     )
     candidate_q = candidate_q_function(
-        checkpoint_uri,
-        frozen_settings(settings),
-        app.schema.observation_size,
-        app.action_space.num_actions,
-        app.trajectory.n_step,
+        candidate.checkpoint_uri,
+        candidate.settings,
+        candidate.observation_size,
+        candidate.num_actions,
+        candidate.n_step,
     )
     return fit_q_evaluation(
         dataset,
         candidate_q,
-        epsilon,
+        candidate.epsilon,
         gamma,
-        app.schema.observation_size,
-        app.action_space.num_actions,
+        candidate.observation_size,
+        candidate.num_actions,
         config.fqe_settings(),
         log,
     )
@@ -228,6 +226,8 @@ def evaluate_rl_day(
     )
     from rl_bakery_dagster.transforms.decisions import (
         EPISODE,
+        Candidate,
+        frozen_settings,
         logged_decisions,
         score_decisions,
         score_episode_starts,
@@ -238,7 +238,10 @@ def evaluate_rl_day(
     num_actions, n_step = app.action_space.num_actions, app.trajectory.n_step
     episode_columns = [*app.schema.env_id_columns, EPISODE]
     decisions = logged_decisions(logged, app.schema)
-    scored = score_decisions(decisions, app.schema, checkpoint_uri, settings, num_actions, n_step, epsilon)
+    candidate = Candidate(
+        checkpoint_uri, frozen_settings(settings), app.schema.observation_size, num_actions, n_step, epsilon
+    )
+    scored = score_decisions(decisions, app.schema, candidate)
     sums = spark_episode_sums(
         scored,
         episode_columns,
@@ -248,11 +251,9 @@ def evaluate_rl_day(
     )
     values = estimates(sums, gamma)
     baseline = {name: "logging" for name in values}
-    fitted = fit_day_fqe(app, trajectory_uri, checkpoint_uri, settings, epsilon, gamma, config, log)
+    fitted = fit_day_fqe(app, trajectory_uri, candidate, gamma, config, log)
     if fitted is not None:
-        starts = score_episode_starts(
-            decisions, app.schema, checkpoint_uri, settings, num_actions, n_step, epsilon, fitted
-        )
+        starts = score_episode_starts(decisions, app.schema, candidate, fitted)
         episodes, totals = spark_start_sums(
             starts, episode_columns, ["fqe_candidate", "fqe_logging"], config.replicates, config.seed
         )

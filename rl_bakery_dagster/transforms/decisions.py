@@ -10,6 +10,7 @@ shares, so the paired comparison stays like for like).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -108,31 +109,29 @@ def frozen_settings(settings: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in settings.items()))
 
 
-def _q_network(
-    checkpoint_uri: str,
-    settings: tuple[tuple[str, Any], ...],
-    observation_size: int,
-    num_actions: int,
-    n_step: int,
-) -> Any:
-    """:func:`candidate_q_function` on numpy arrays."""
-    q_function = candidate_q_function(checkpoint_uri, settings, observation_size, num_actions, n_step)
+@dataclass(frozen=True)
+class Candidate:
+    """The policy being judged: its checkpoint, the agent settings it recorded, and how it is deployed
+    (epsilon-greedy around its greedy action). Picklable, so executors restore the network themselves."""
 
-    def q_values(observations: np.ndarray) -> np.ndarray:
-        return np.asarray(q_function(observations.astype(np.float32)), dtype=np.float64)
+    checkpoint_uri: str
+    settings: tuple[tuple[str, Any], ...]
+    observation_size: int
+    num_actions: int
+    n_step: int
+    epsilon: float
 
-    return q_values
+    def q_values(self) -> Any:
+        """Q(s, .) of numpy observations [B, obs] → [B, num_actions] (the network is cached per process)."""
+        q_function = candidate_q_function(
+            self.checkpoint_uri, self.settings, self.observation_size, self.num_actions, self.n_step
+        )
+        return lambda observations: np.asarray(
+            q_function(np.asarray(observations, np.float32)), dtype=np.float64
+        )
 
 
-def score_decisions(
-    decisions: DataFrame,
-    schema: TimestepSchema,
-    checkpoint_uri: str,
-    settings: dict[str, Any],
-    num_actions: int,
-    n_step: int,
-    epsilon: float,
-) -> DataFrame:
+def score_decisions(decisions: DataFrame, schema: TimestepSchema, candidate: Candidate) -> DataFrame:
     """Adds `ratio` (candidate deployed epsilon-greedy / logged propensity of the logged action),
     `q_logged` = Q(s, a), `v_target` = E_candidate Q(s, ·) and `greedy_action`, on the executors."""
     observations = list(schema.observation_columns)
@@ -146,11 +145,12 @@ def score_decisions(
             T.StructField("v_target", T.DoubleType()),
         ]
     )
-    frozen = frozen_settings(settings)
-    size = len(observations)
+    from rl_bakery_dagster.evaluation.fqe import epsilon_greedy_value
+
+    epsilon, num_actions = candidate.epsilon, candidate.num_actions
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        q_values = _q_network(checkpoint_uri, frozen, size, num_actions, n_step)
+        q_values = candidate.q_values()
         for batch in batches:
             q = q_values(batch[observations].to_numpy(np.float32))
             greedy = q.argmax(axis=1).astype(np.int64)
@@ -161,21 +161,14 @@ def score_decisions(
             target = epsilon_greedy_probability(action, greedy, epsilon, num_actions)
             out["ratio"] = target / batch["action_prob"].to_numpy(np.float64)
             out["q_logged"] = q[rows, action]
-            out["v_target"] = (1 - epsilon) * q[rows, greedy] + epsilon * q.mean(axis=1)
+            out["v_target"] = epsilon_greedy_value(q, greedy, epsilon)
             yield out
 
     return decisions.mapInPandas(score, schema=output)
 
 
 def score_episode_starts(
-    decisions: DataFrame,
-    schema: TimestepSchema,
-    checkpoint_uri: str,
-    settings: dict[str, Any],
-    num_actions: int,
-    n_step: int,
-    epsilon: float,
-    fitted: Any,
+    decisions: DataFrame, schema: TimestepSchema, candidate: Candidate, fitted: Any
 ) -> DataFrame:
     """One row per episode (its first decision): the env ids, `episode`, and the fitted Q evaluation
     values `fqe_candidate` (the candidate deployed epsilon-greedy) and `fqe_logging` (the logging
@@ -192,17 +185,20 @@ def score_episode_starts(
             T.StructField("fqe_logging", T.DoubleType()),
         ]
     )
-    frozen = frozen_settings(settings)
-    size = len(observations)
-    candidate, logging = fitted.candidate, fitted.logging
+    candidate_head, logging_head = fitted.candidate, fitted.logging
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        q_values = _q_network(checkpoint_uri, frozen, size, num_actions, n_step)
+        q_values = candidate.q_values()
         for batch in batches:
             states = batch[observations].to_numpy(np.float64)
-            greedy = q_values(states.astype(np.float32)).argmax(axis=1)
+            greedy = q_values(states).argmax(axis=1)
             value, logged = start_values(
-                candidate, logging, states, greedy, batch["action"].to_numpy(np.int64), epsilon
+                candidate_head,
+                logging_head,
+                states,
+                greedy,
+                batch["action"].to_numpy(np.int64),
+                candidate.epsilon,
             )
             out = batch[[f.name for f in id_fields]].copy()
             out["fqe_candidate"] = value
