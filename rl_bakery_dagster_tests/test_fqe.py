@@ -143,3 +143,56 @@ def test_a_day_without_stored_transitions_fits_nothing(tmp_path) -> None:
     with pytest.raises(ValueError, match="fqe_train_steps must be positive"):
         SequentialEvaluationConfig(fqe_train_steps=0).validate_choices()
     SequentialEvaluationConfig(fqe_train_steps=0, estimator="wdr").validate_choices()
+
+
+def test_poorly_covered_share_estimates_where_the_log_rarely_takes_the_candidates_action(spark) -> None:
+    """The share is estimated from logged propensities alone. Oracle: the log is epsilon-greedy (0.1)
+    around a logging greedy action, and the candidate disagrees with it on a known 30 % of the states,
+    where the log takes the candidate's action with probability 0.05 < 0.1; uniform logs cover every
+    candidate, so their share is exactly 0."""
+    from rl_bakery_dagster.assets.rl_evaluation import fqe_support
+
+    rng = np.random.default_rng(0)
+    n, disagree = 40_000, 0.3
+    logging_greedy = rng.integers(0, 2, n)
+    candidate_greedy = np.where(rng.random(n) < disagree, 1 - logging_greedy, logging_greedy)
+    explore = rng.random(n) < 0.1
+    action = np.where(explore, rng.integers(0, 2, n), logging_greedy)
+    propensity = np.where(action == logging_greedy, 0.95, 0.05)
+    rows = list(zip(action.tolist(), candidate_greedy.tolist(), propensity.tolist(), [1.0] * n, strict=True))
+    frame = spark.createDataFrame(rows, "action long, greedy_action long, action_prob double, reward double")
+    support = fqe_support(frame, rare=0.1)
+    assert support["poorly_covered"] == pytest.approx(disagree, abs=0.06)
+    assert support["reward_min"] == support["reward_max"] == 1.0
+    uniform = spark.createDataFrame(
+        [(int(a), int(g), 0.5, 0.0) for a, g in zip(action[:1000], candidate_greedy[:1000], strict=True)],
+        "action long, greedy_action long, action_prob double, reward double",
+    )
+    assert fqe_support(uniform, rare=0.1)["poorly_covered"] == 0.0
+
+
+def test_fqe_is_distrusted_when_it_diverges_or_extrapolates() -> None:
+    """A value outside what any policy can earn (rewards in [0, 1], discount 0.99: [0, 100]) means the
+    regression diverged (seen: 15,395 for a reward-flipped candidate); too many poorly covered states
+    mean extrapolation. Either way the gate must not trust FQE; inside both limits it does."""
+    from rl_bakery_dagster.assets.rl_evaluation import (
+        SequentialEvaluationConfig,
+        fqe_distrust,
+        possible_values,
+    )
+
+    config = SequentialEvaluationConfig()
+    support = {"poorly_covered": 0.05, "reward_min": 0.0, "reward_max": 1.0}
+    low, high = possible_values(support, 0.99, 10_000)
+    assert (low, high) == pytest.approx((0.0, 100.0))
+    support |= {"possible_low": low, "possible_high": high}
+
+    def values(candidate: float, logging: float) -> dict[str, np.ndarray]:
+        return {"fqe": np.array([candidate]), "fqe_logging": np.array([logging])}
+
+    assert fqe_distrust(values(55.0, 54.0), support, config) is None
+    assert "diverged" in fqe_distrust(values(15_394.7, 55.2), support, config)
+    assert "diverged" in fqe_distrust(values(55.0, float("nan")), support, config)
+    assert "diverged" in fqe_distrust(values(-0.5, 55.0), support, config)
+    poorly = {**support, "poorly_covered": 0.4}
+    assert "40%" in fqe_distrust(values(55.0, 54.0), poorly, config)

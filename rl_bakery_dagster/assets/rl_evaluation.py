@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.evaluation import (
+    KEEP_LAST_ACCEPTED,
     OffPolicyEvaluationConfig,
     choose_deployment,
     evaluation_asset_arguments,
@@ -76,6 +77,22 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
     fqe_fc_layer_params: list[int] = Field(
         default=[64, 64], description="hidden layers of the FQE Q-networks (ReLU MLP)"
     )
+    fqe_rare_propensity: float = Field(
+        default=0.1,
+        description="a state is poorly covered for FQE when the logging policy takes the candidate's greedy "
+        "action there with less than this probability",
+    )
+    fqe_max_poorly_covered: float = Field(
+        default=0.1,
+        description="FQE is trusted only when at most this share of the day's states is poorly covered; "
+        "otherwise its values are extrapolation and the outcome is 'not enough evidence'",
+    )
+    on_not_enough_evidence: str = Field(
+        default=KEEP_LAST_ACCEPTED,
+        description="what action_batch deploys when there is not enough evidence: keep_last_accepted (the "
+        "RL default: a sequential policy nobody could check is not played to every user), explore (the "
+        "candidate with epsilon raised to exploration_when_unsure), or candidate (as trained)",
+    )
     replicates: int = Field(default=200, description="Poisson bootstrap replicates over episodes")
     seed: int = Field(default=0, description="seeds the bootstrap weights")
     discount: float | None = Field(
@@ -91,6 +108,8 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
             raise ValueError("relative_tolerance must be non-negative and replicates at least 20")
         if self.fqe_train_steps < 0 or (self.estimator == "fqe" and self.fqe_train_steps == 0):
             raise ValueError("fqe_train_steps must be positive when the gate's estimator is fqe")
+        if not (0.0 < self.fqe_rare_propensity <= 1.0 and 0.0 <= self.fqe_max_poorly_covered <= 1.0):
+            raise ValueError("fqe_rare_propensity must lie in (0, 1] and fqe_max_poorly_covered in [0, 1]")
         if self.fqe_batch_size < 1 or self.fqe_target_update_period < 1 or self.fqe_learning_rate <= 0.0:
             raise ValueError(
                 "fqe_batch_size, fqe_target_update_period and fqe_learning_rate must be positive"
@@ -151,6 +170,59 @@ def gate_sentence(
             "worse and is accepted."
         )
     return f"{change}; the interval straddles {-tol:+.4g}, so there is not enough evidence either way."
+
+
+def fqe_support(scored: DataFrame, rare: float) -> dict[str, float]:
+    """The day's reward range and the share of its states where the logging policy rarely takes the
+    candidate's greedy action g(s), on Spark: ``P_s(pi_b(g(s)|s) < rare)`` is estimated without bias by
+    the mean of ``1[a = g(s)] * 1[p < rare] / p`` over logged decisions (a, p), since the log takes
+    g(s) with probability pi_b(g(s)|s). Uniform logs give 0; an epsilon-greedy log, the share of states
+    where the candidate disagrees with the logging policy's greedy action."""
+    from pyspark.sql import functions as F
+
+    hit = (F.col("action") == F.col("greedy_action")) & (F.col("action_prob") < rare)
+    row = scored.agg(
+        F.avg(F.when(hit, 1.0 / F.col("action_prob")).otherwise(0.0)).alias("poorly_covered"),
+        F.min("reward").alias("reward_min"),
+        F.max("reward").alias("reward_max"),
+    ).first()
+    values = {
+        key: (row[key] if row is not None else None) for key in ("poorly_covered", "reward_min", "reward_max")
+    }
+    return {key: float(value) if value is not None else math.nan for key, value in values.items()}
+
+
+def possible_values(support: Mapping[str, float], gamma: float, max_horizon: int) -> tuple[float, float]:
+    """The range every policy's value lies in, from the day's reward range: the discounted sum of
+    ``1 / (1 - gamma)`` rewards (``max_horizon`` of them when undiscounted)."""
+    steps = 1.0 / (1.0 - gamma) if gamma < 1.0 else float(max_horizon)
+    return min(0.0, support["reward_min"]) * steps, max(0.0, support["reward_max"]) * steps
+
+
+def fqe_distrust(
+    values: Mapping[str, np.ndarray], support: Mapping[str, float], config: SequentialEvaluationConfig
+) -> str | None:
+    """Why FQE's estimate cannot be trusted on this day (None: it can): a value no policy can have
+    (the regression diverged), or too many states where the candidate's action was rarely logged
+    (its values there are the network's extrapolation, not evidence)."""
+    low, high = support["possible_low"], support["possible_high"]
+    slack = 1e-6 * max(1.0, abs(low), abs(high))
+    for name in ("fqe", "fqe_logging"):
+        value = float(values[name][0])
+        if not (math.isfinite(value) and low - slack <= value <= high + slack):
+            return (
+                f"Not enough evidence: fitted Q evaluation diverged ({name} = {value:.4g}, but every "
+                f"policy's value lies in [{low:.4g}, {high:.4g}] given the day's rewards)."
+            )
+    share, limit = support["poorly_covered"], config.fqe_max_poorly_covered
+    if math.isfinite(share) and share > limit:
+        return (
+            f"Not enough evidence: in an estimated {share:.0%} of the day's states the logging policy rarely "
+            f"took the candidate's action (probability below {config.fqe_rare_propensity:g}), more than "
+            f"{limit:.0%}: fitted Q evaluation would extrapolate there. Logs played with more exploration "
+            "(the agent's epsilon, or on_not_enough_evidence: explore) cover such candidates."
+        )
+    return None
 
 
 def fit_day_fqe(
@@ -251,6 +323,7 @@ def evaluate_rl_day(
     )
     values = estimates(sums, gamma)
     baseline = {name: "logging" for name in values}
+    support = fqe_support(scored, config.fqe_rare_propensity)
     fitted = fit_day_fqe(app, trajectory_uri, candidate, gamma, config, log)
     if fitted is not None:
         starts = score_episode_starts(decisions, app.schema, candidate, fitted)
@@ -261,6 +334,8 @@ def evaluate_rl_day(
         values["fqe"] = totals["fqe_candidate"] / safe
         values["fqe_logging"] = totals["fqe_logging"] / safe
         baseline["fqe"] = "fqe_logging"
+        low_bound, high_bound = possible_values(support, gamma, config.max_horizon)
+        support |= {"possible_low": low_bound, "possible_high": high_bound}
     ess = float(effective_episodes(sums)[0])
     record_estimates = {}
     for name, replicates in values.items():
@@ -284,6 +359,7 @@ def evaluate_rl_day(
         # FQE needs no importance weights: its evidence is the number of episodes, not Kish's ESS
         evidence = float(sums.episodes[0]) if name == "fqe" else ess
         outcome = three_way_decision(low, high, tolerance, evidence, config.min_effective_sample_size)
+        distrust = fqe_distrust(values, support, config) if name == "fqe" else None
         verdicts[name] = {
             "outcome": outcome,
             "tolerance": tolerance,
@@ -300,6 +376,8 @@ def evaluate_rl_day(
                 config.confidence,
             ),
         }
+        if distrust is not None:
+            verdicts[name] |= {"outcome": NOT_ENOUGH_EVIDENCE, "reason": distrust}
     observed = float(logging_value(sums, 1.0)[0])
     verdict = verdicts.get(config.estimator)
     if verdict is None:  # FQE had no transitions to learn from
@@ -325,6 +403,7 @@ def evaluate_rl_day(
         "estimates": record_estimates,
         "outcome_by_estimator": {name: v["outcome"] for name, v in verdicts.items()},
         "fqe_final_loss": fitted.final_loss if fitted else None,
+        "poorly_covered_share": support["poorly_covered"],
         "fqe_train_steps": fitted.train_steps if fitted else 0,
         "confidence": config.confidence,
         "replicates": config.replicates,
@@ -348,6 +427,7 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
         "effective_sample_size": record["effective_episodes"],
         "logging_observed_return_per_episode": record["logging_observed_return_per_episode"],
         "fqe_final_loss": record.get("fqe_final_loss"),
+        "poorly_covered_share": record.get("poorly_covered_share"),
     }
     for name, e in record["estimates"].items():
         numbers |= {name: e["value"], f"{name}_lower": e["lower"], f"{name}_upper": e["upper"]}
