@@ -224,7 +224,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from rl_bakery_dagster.evaluation.estimators import REFUSED
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, REFUSED
 
     frame = pd.DataFrame(rows)
     worse = frame[frame.relative_to_logging <= WORSE - 1.0]
@@ -239,6 +239,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         summary[label] = {
             "refused_of_worse": round(float((worse[name] == REFUSED).mean()), 3) if len(worse) else None,
             "refused_of_close_or_better": round(float((close[name] == REFUSED).mean()), 3)
+            if len(close)
+            else None,
+            # with the RL default (on_not_enough_evidence: keep_last_accepted) only accepted ones deploy
+            "deployed_of_worse": round(float((worse[name] == ACCEPTED).mean()), 3) if len(worse) else None,
+            "deployed_of_close_or_better": round(float((close[name] == ACCEPTED).mean()), 3)
             if len(close)
             else None,
             "outcomes_of_worse": worse[name].value_counts().to_dict(),
