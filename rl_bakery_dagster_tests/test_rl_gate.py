@@ -50,12 +50,12 @@ def observed_return_per_episode(frame: pd.DataFrame) -> float:
 
 
 def deployed_by_the_rule(outcomes: dict[str, str]) -> dict[str, str | None]:
-    """What each day must deploy: accepted → the candidate, refused → the last accepted (None before
-    any), not enough evidence → the candidate with more exploration (the default)."""
+    """What each day must deploy: accepted → the candidate; refused or not enough evidence → the last
+    accepted (None before any; the RL default keeps it when unsure)."""
     last: str | None = None
     deployed = {}
     for day, outcome in outcomes.items():
-        deployed[day] = last if outcome == REFUSED else day
+        deployed[day] = day if outcome == ACCEPTED else last
         if outcome == ACCEPTED:
             last = day
     return deployed
