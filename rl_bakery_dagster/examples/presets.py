@@ -79,12 +79,13 @@ PRESETS: dict[str, GymPreset] = {
         steps_per_env=200,
         day_eval_episodes=100,
     ),
-    # DDQN CartPole-v0 within RL Bakery's budget of 6,600 timesteps
+    # DDQN CartPole-v0 within RL Bakery's budget of 6,600 timesteps: six small days rather than
+    # three larger ones, so the greedy policy's own play is logged (and corrected) more often
     "ddqn_cartpole": GymPreset(
         env="CartPole-v0",
-        agent={**_CARTPOLE_DQN_AGENT, "algorithm": "ddqn", "epsilon_decay_steps": 4000},
-        days=3,
-        envs=20,
+        agent={**_CARTPOLE_DQN_AGENT, "algorithm": "ddqn"},
+        days=6,
+        envs=10,
         steps_per_env=110,
         day_eval_episodes=100,
     ),
