@@ -148,7 +148,9 @@ PRESETS: dict[str, GymPreset] = {
             "epsilon_greedy": 1.0,
             "epsilon_decay_steps": 4000,
             "epsilon_greedy_final": 0.04,
-            "target_update_period": 10,
+            # the Zoo's "every 10 steps" counts environment steps and is checked once per rollout
+            # of 256, so its target moves every 128 gradient steps; every 10 gradient steps diverged
+            "target_update_period": 128,
             "td_errors_loss": "huber",
             "gradient_clipping": 10.0,
             "batch_size": 64,
