@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from bench_common import emit, machine, quiet_tensorflow, spark_session
-from learning import PRESETS
+
+from rl_bakery_dagster.examples.presets import PRESETS
 
 ENV = "CartPole-v0"
 TRUTH_SEED = 70_000_000
@@ -56,12 +57,12 @@ def build_app(home: Path, seed: int, name: str = "cartpole", start_date: str | N
     from rl_bakery_dagster.examples.cartpole.application import cartpole_application
     from rl_bakery_dagster.resources.agents import TFAgentsResource
 
-    preset = PRESETS[("dqn", ENV)]
-    agent = TFAgentsResource(**{**preset["agent"], "algorithm": "dqn", "seed": seed})
+    preset = PRESETS["cartpole"]
+    agent = TFAgentsResource(**{**preset.agent, "algorithm": "dqn", "seed": seed})
     app = cartpole_application(agent=agent, warehouse=str(home / "warehouse" / name))
     if start_date is not None:
         app = dataclasses.replace(app, start_date=start_date)
-    trajectory = TrajectorySettings(**{**preset["trajectory"], "lag_days": 1})
+    trajectory = TrajectorySettings(**{**preset.trajectory, "lag_days": 1})
     return dataclasses.replace(app, name=name, trajectory=trajectory, evaluator=None)
 
 
@@ -90,13 +91,13 @@ def run_days(
     from rl_bakery_dagster.resources.io_managers import read_json
     from rl_bakery_dagster.resources.storage import StorageRoot
 
-    preset = PRESETS[("dqn", ENV)]
+    preset = PRESETS["cartpole"]
     defs = build_definitions(app, home=home)
     job = defs.resolve_job_def(DAILY_JOB)
     (home / "dagster" / app.name).mkdir(parents=True)
     instance = dg.DagsterInstance.local_temp(str(home / "dagster" / app.name))
     storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
-    product = BatchedGym(ENV, preset["envs"], seed=seed * 100_000)
+    product = BatchedGym(ENV, preset.envs, seed=seed * 100_000)
     records: list[dict[str, Any]] = []
     deployed: tuple[str | None, float | None] = (None, None)
     for offset in range(days):
@@ -106,7 +107,7 @@ def run_days(
             logs["reward"] = -logs["reward"]
         else:
             policy = deployed_policy(deployed[0], 2, seed * 1_000 + offset, deployed[1])
-            logs = product.log(policy, preset["steps_per_env"], OBSERVATION_COLUMNS)
+            logs = product.log(policy, preset.steps_per_env, OBSERVATION_COLUMNS)
         write_day(logs, app.warehouse.uri, day)
         started = time.perf_counter()
         job.execute_in_process(

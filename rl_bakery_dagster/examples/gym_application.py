@@ -62,3 +62,28 @@ def gym_application(
         trajectory=trajectory,
         evaluator=greedy_evaluator(name, env_name, eval_episodes),
     )
+
+
+def preset_application(
+    name: str,
+    observation_columns: tuple[str, ...],
+    action_space: ActionSpace,
+    agent: TFAgentsResource | None = None,
+    warehouse: str | None = None,
+    start_date: str = START_DATE,
+) -> Application:
+    """The example `name` as `presets.PRESETS[name]` configures it (`agent` replaces its agent)."""
+    from rl_bakery_dagster.examples.presets import PRESETS
+
+    preset = PRESETS[name]
+    return gym_application(
+        name,
+        preset.env,
+        observation_columns,
+        action_space,
+        agent or TFAgentsResource(**preset.agent),
+        warehouse,
+        eval_episodes=preset.day_eval_episodes,
+        trajectory=preset.trajectory_settings(),
+        start_date=start_date,
+    )

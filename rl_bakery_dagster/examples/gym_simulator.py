@@ -28,11 +28,34 @@ from typing import NamedTuple
 import gym
 import numpy as np
 import pandas as pd
+from gym.envs.classic_control import acrobot as _gym_acrobot
 from gym.envs.classic_control.cartpole import CartPoleEnv
 from gym.wrappers.order_enforcing import OrderEnforcing
 from gym.wrappers.time_limit import TimeLimit
 
 from rl_bakery_dagster.application import FIRST, LAST, MID, EvaluationResult
+
+
+def _acrobot_rk4(derivs: Callable[[np.ndarray], object], y0: object, t: list[float]) -> np.ndarray:
+    """gym 0.23's Acrobot integrator, unchanged but for `np.float_` (removed in NumPy 2): float64."""
+    yout = np.zeros((len(t), len(y0)), np.float64)  # type: ignore[arg-type]
+    yout[0] = y0
+    for i in np.arange(len(t) - 1):
+        this = t[i]
+        dt = t[i + 1] - this
+        dt2 = dt / 2.0
+        y0 = yout[i]
+        k1 = np.asarray(derivs(y0))
+        k2 = np.asarray(derivs(y0 + dt2 * k1))
+        k3 = np.asarray(derivs(y0 + dt2 * k2))
+        k4 = np.asarray(derivs(y0 + dt * k3))
+        yout[i + 1] = y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return yout[-1][:4]
+
+
+# gym 0.23 (pinned: TF-Agents' gym API) steps Acrobot through a module-level `rk4` that
+# NumPy 2 cannot run; its step looks the function up at call time, so this one takes its place
+_gym_acrobot.rk4 = _acrobot_rk4
 
 
 class Played(NamedTuple):

@@ -41,10 +41,15 @@ def new_player_ids(warehouse: str, day: str) -> int:
 
 
 def main() -> None:
+    from rl_bakery_dagster.examples.presets import PRESETS
+
+    preset = PRESETS["cartpole"]  # the sizes behind benchmarks/LEARNING.md: same seed, same days
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=4, help="days to simulate and train")
-    parser.add_argument("--envs", type=int, default=16, help="simultaneous CartPole players")
-    parser.add_argument("--steps-per-env", type=int, default=125, help="steps each player logs per day")
+    parser.add_argument("--days", type=int, default=preset.days, help="days to simulate and train")
+    parser.add_argument("--envs", type=int, default=preset.envs, help="simultaneous CartPole players")
+    parser.add_argument(
+        "--steps-per-env", type=int, default=preset.steps_per_env, help="steps each player logs per day"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--last-day", default=None, help="the demo's last day (default: the day before yesterday, UTC)"
@@ -95,7 +100,7 @@ def main() -> None:
             f"one on {first}. Use a fresh RL_BAKERY_HOME, or --last-day to continue from "
             f"{logged[-1]}."
         )
-    product = BatchedGym(ENV_NAME, args.envs, seed=args.seed)
+    product = BatchedGym(ENV_NAME, args.envs, seed=args.seed * 100_000)  # the benchmark's seeds
     if not args.next_day:  # the chain's first day, played at random; the example's partitions start here
         first_logs = product.log(
             random_policy(product.action_space, args.seed), args.steps_per_env, OBSERVATION_COLUMNS
@@ -120,7 +125,7 @@ def main() -> None:
         else:
             deployed_day, unsure = previous, None
             saved = storage.read_uri([app_name, "agent_checkpoint"], previous)
-        seed = args.seed + (dt.date.fromisoformat(day) - dt.date.fromisoformat(chain_start)).days
+        seed = args.seed * 1_000 + (dt.date.fromisoformat(day) - dt.date.fromisoformat(chain_start)).days
         policy = deployed_policy(saved, product.action_space.n, seed, unsure)
         played_by = (
             f"agent_checkpoint[{deployed_day}], epsilon-greedy with logged propensities"

@@ -2,21 +2,23 @@
 
 import os
 
-from rl_bakery_dagster.application import ActionSpace, Application, ParquetWarehouse, TrajectorySettings
+from rl_bakery_dagster.application import ActionSpace, Application, ParquetWarehouse
 from rl_bakery_dagster.examples.gym_application import START_DATE, gym_application, warehouse_uri
+from rl_bakery_dagster.examples.presets import PRESETS
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 
 ENV_NAME = "CartPole-v0"
 OBSERVATION_COLUMNS = ("cart_position", "cart_velocity", "pole_angle", "pole_velocity")
 
+PRESET = PRESETS["cartpole"]
+"""The configuration behind the published DQN CartPole-v0 numbers (benchmarks/LEARNING.md)."""
 DEFAULT_AGENT = TFAgentsResource(
-    algorithm="dqn",
-    fc_layer_params=[100],
-    learning_rate=1e-3,
-    gamma=0.99,
-    target_update_period=100,
-    batch_size=64,
-    train_steps_per_day=int(os.environ.get("CARTPOLE_TRAIN_STEPS_PER_DAY", "2000")),
+    **{
+        **PRESET.agent,
+        "train_steps_per_day": int(
+            os.environ.get("CARTPOLE_TRAIN_STEPS_PER_DAY", PRESET.agent["train_steps_per_day"])
+        ),
+    }
 )
 
 
@@ -31,8 +33,8 @@ def cartpole_application(
         ActionSpace("discrete", num_actions=2),
         agent or DEFAULT_AGENT,
         warehouse,
-        eval_episodes=100,
-        trajectory=TrajectorySettings(n_step=1, lookback_days=1, lag_days=0, window_days=30),
+        eval_episodes=PRESET.day_eval_episodes,
+        trajectory=PRESET.trajectory_settings(),
         start_date=start_date,
     )
 

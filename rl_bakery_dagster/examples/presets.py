@@ -1,0 +1,164 @@
+"""The tuned configurations behind `benchmarks/LEARNING.md`, in one place.
+
+The gym examples build their default agents, trajectory settings and simulated product sizes
+from these presets, and `benchmarks/learning.py` measures the same presets, so what a user runs
+is what the published numbers measured: change a preset here and both follow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rl_bakery_dagster.application import TrajectorySettings
+
+FirstDayPolicy = Literal["uniform", "ou"]
+
+
+@dataclass(frozen=True)
+class GymPreset:
+    """An agent, its trajectory settings and the simulated product that feeds it each day.
+
+    `agent` holds `TFAgentsResource` fields; `envs * steps_per_env` timesteps are logged each
+    day, for `days` days; day 1 is played by `first_day_policy` (uniform, or Ornstein-Uhlenbeck
+    noise for a continuous action); `day_eval_episodes` greedy episodes score each checkpoint.
+    """
+
+    env: str
+    agent: dict[str, Any]
+    days: int
+    envs: int
+    steps_per_env: int
+    day_eval_episodes: int
+    first_day_policy: FirstDayPolicy = "uniform"
+    trajectory: dict[str, int] = field(
+        default_factory=lambda: {"n_step": 1, "lookback_days": 1, "lag_days": 0, "window_days": 30}
+    )
+
+    @property
+    def algorithm(self) -> str:
+        return str(self.agent["algorithm"])
+
+    @property
+    def timesteps(self) -> int:
+        """Every timestep the product logs over the preset's days (the data budget)."""
+        return self.days * self.envs * self.steps_per_env
+
+    def trajectory_settings(self) -> TrajectorySettings:
+        return TrajectorySettings(**self.trajectory)
+
+    def with_agent(self, **fields: Any) -> GymPreset:
+        """This preset with some agent fields replaced."""
+        return dataclasses.replace(self, agent={**self.agent, **fields})
+
+
+_CARTPOLE_DQN_AGENT: dict[str, Any] = {
+    "algorithm": "dqn",
+    "fc_layer_params": [100],
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    # exploration falls as the agent improves: broad logs first, then logs near the greedy policy,
+    # whose drift towards the track's edge the agent must see to learn to avoid it
+    "epsilon_greedy": 0.6,
+    "epsilon_decay_steps": 8000,
+    "epsilon_greedy_final": 0.05,
+    "target_update_period": 100,
+    "td_errors_loss": "squared",
+    "batch_size": 64,
+    "train_steps_per_day": 2000,
+}
+
+PRESETS: dict[str, GymPreset] = {
+    # DQN CartPole-v0, 20,000 timesteps: 199.14 ± 1.63 over 20 runs (benchmarks/LEARNING.md)
+    "cartpole": GymPreset(
+        env="CartPole-v0",
+        agent=_CARTPOLE_DQN_AGENT,
+        days=5,
+        envs=20,
+        steps_per_env=200,
+        day_eval_episodes=100,
+    ),
+    # DDQN CartPole-v0 within RL Bakery's budget of 6,600 timesteps: six small days rather than
+    # three larger ones, so the greedy policy's own play is logged (and corrected) more often
+    "ddqn_cartpole": GymPreset(
+        env="CartPole-v0",
+        agent={**_CARTPOLE_DQN_AGENT, "algorithm": "ddqn"},
+        days=6,
+        envs=10,
+        steps_per_env=110,
+        day_eval_episodes=100,
+    ),
+    # DDPG MountainCarContinuous-v0, 50,000 timesteps: 93.47 ± 0.32 over 12 runs
+    "mountain_car": GymPreset(
+        env="MountainCarContinuous-v0",
+        agent={
+            "algorithm": "ddpg",
+            "actor_fc_layer_params": [64, 64],
+            "critic_observation_fc_layer_params": [64],
+            "critic_joint_fc_layer_params": [64],
+            "actor_learning_rate": 1e-4,
+            "critic_learning_rate": 1e-3,
+            "target_update_tau": 0.05,  # faster targets: the goal's value must travel ~100 steps back
+            "target_update_period": 1,
+            "gamma": 0.99,
+            "ou_stddev": 0.3,
+            "ou_damping": 0.15,
+            "batch_size": 64,
+            "train_steps_per_day": 6000,
+        },
+        days=5,
+        envs=10,
+        steps_per_env=1000,
+        day_eval_episodes=20,
+        first_day_policy="ou",
+    ),
+    # Acrobot-v1 within the RL Zoo's 100,000 timesteps (its online DQN: -76.6 ± 11.8), with the
+    # Zoo's hyper-parameters: one gradient step per logged timestep, exploration over 12 %
+    "acrobot": GymPreset(
+        env="Acrobot-v1",
+        agent={
+            "algorithm": "dqn",
+            "fc_layer_params": [256, 256],
+            "learning_rate": 6.3e-4,
+            "gamma": 0.99,
+            "epsilon_greedy": 1.0,
+            "epsilon_decay_steps": 12_000,
+            "epsilon_greedy_final": 0.1,
+            "target_update_period": 250,
+            "td_errors_loss": "huber",
+            "gradient_clipping": 10.0,
+            "batch_size": 128,
+            "train_steps_per_day": 10_000,
+        },
+        days=10,
+        envs=20,
+        steps_per_env=500,
+        day_eval_episodes=20,
+    ),
+    # CartPole-v1 (500-step episodes) within the RL Zoo's 50,000 timesteps (its online DQN: 500),
+    # with the Zoo's hyper-parameters: 128 gradient steps per 256 timesteps, exploration over 16 %
+    "cartpole_v1": GymPreset(
+        env="CartPole-v1",
+        agent={
+            "algorithm": "dqn",
+            "fc_layer_params": [256, 256],
+            "learning_rate": 2.3e-3,
+            "gamma": 0.99,
+            "epsilon_greedy": 1.0,
+            "epsilon_decay_steps": 4000,
+            "epsilon_greedy_final": 0.04,
+            # the Zoo's "every 10 steps" counts environment steps and is checked once per rollout
+            # of 256, so its target moves every 128 gradient steps; every 10 gradient steps diverged
+            "target_update_period": 128,
+            "td_errors_loss": "huber",
+            "gradient_clipping": 10.0,
+            "batch_size": 64,
+            "train_steps_per_day": 2500,
+        },
+        days=10,
+        envs=10,
+        steps_per_env=500,
+        day_eval_episodes=20,
+    ),
+}

@@ -1,0 +1,155 @@
+"""Each new gym example learns through its own daily pipeline: two tiny days beat any random run.
+
+The bar is not taken from the trained result: it is measured from the random policy, with the
+same simulator and the same number of evaluation episodes. `random_runs` random-policy runs are
+played; the bar is their median plus twice the largest deviation above it (median + 2 * (max -
+median)), so a random run would have to beat the best of many random runs by as much again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+CARTPOLE_SMOKE_AGENT = {  # the CartPole DQN preset's learning settings, scaled to two short days
+    "fc_layer_params": [100],
+    "learning_rate": 1e-3,
+    "target_update_period": 100,
+    "epsilon_greedy": 0.6,
+    "epsilon_decay_steps": 2000,
+    "epsilon_greedy_final": 0.05,
+    "train_steps_per_day": 1000,
+}
+EXAMPLES: dict[str, dict[str, Any]] = {
+    # tiny sizes: two days of 2,000-5,000 timesteps and 1,000-1,500 train steps
+    "ddqn_cartpole": {
+        "sizes": {"days": 2, "envs": 10, "steps_per_env": 200, "day_eval_episodes": 10},
+        "agent": CARTPOLE_SMOKE_AGENT,
+        "episodes": 20,
+        "random_runs": 300,
+    },
+    "cartpole_v1": {
+        "sizes": {"days": 2, "envs": 10, "steps_per_env": 200, "day_eval_episodes": 10},
+        "agent": {**CARTPOLE_SMOKE_AGENT, "td_errors_loss": "squared", "gradient_clipping": None},
+        "episodes": 20,
+        "random_runs": 300,
+    },
+    "acrobot": {
+        "sizes": {"days": 2, "envs": 20, "steps_per_env": 250, "day_eval_episodes": 5},
+        "agent": {
+            "fc_layer_params": [64, 64],
+            "learning_rate": 1e-3,
+            "target_update_period": 100,
+            "epsilon_decay_steps": 1500,
+            "train_steps_per_day": 1500,
+        },
+        "episodes": 5,
+        "random_runs": 20,
+    },
+}
+
+
+def random_bar(env: str, episodes: int, runs: int) -> float:
+    """median + 2 * (max - median) of `runs` random-policy runs' mean returns over `episodes` episodes."""
+    import gym
+
+    from rl_bakery_dagster.examples.gym_simulator import LAST, BatchedGym, random_policy
+
+    size = episodes * runs  # one batch: each run is `episodes` of its environments
+    batch = BatchedGym(env, size, seed=900_000_000)  # seeds apart from every logged or evaluated day
+    policy = random_policy(gym.make(env).action_space, seed=9)
+    returns = np.zeros(size)
+    running = np.ones(size, dtype=bool)
+    while running.any():
+        batch.step(
+            np.asarray(policy(batch.step_type, batch.reward, batch.discount, batch.observation).actions)
+        )
+        returns += np.where(running, batch.reward, 0.0)
+        running &= batch.step_type != LAST
+    means = returns.reshape(runs, episodes).mean(axis=1)
+    median = float(np.median(means))
+    return median + 2 * (float(means.max()) - median)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_two_tiny_days_beat_every_random_run(
+    name: str, spark: object, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example's own application and day loop learn: the greedy policy after two days beats the bar."""
+    import dagster as dg
+
+    from rl_bakery_dagster.definitions import build_definitions
+    from rl_bakery_dagster.examples.gym_days import example_application, final_evaluation, play_days
+    from rl_bakery_dagster.examples.presets import PRESETS
+
+    settings = EXAMPLES[name]
+    preset = dataclasses.replace(PRESETS[name], **settings["sizes"]).with_agent(**settings["agent"])
+    monkeypatch.setenv(f"{name.upper()}_EVAL_EPISODES", str(preset.day_eval_episodes))
+    app = example_application(name, preset, seed=0, warehouse=str(home / "warehouse"))
+    assert app.name == name
+    defs = build_definitions(app, home=home)
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    days = list(play_days(app, defs, instance, preset, seed=0, first_day=app.start_date))
+    assert [day.played_by for day in days] == ["random (uniform)", "collect"]
+    assert [day.timesteps for day in days] == [preset.envs * preset.steps_per_env] * 2
+
+    final = final_evaluation(app, defs, preset, 0, days[-1].day, settings["episodes"])
+    bar = random_bar(preset.env, settings["episodes"], settings["random_runs"])
+    assert final.mean_return > bar, (name, final, bar, [day.eval_return_mean for day in days])
+
+
+def test_every_example_module_is_runnable_and_listed_in_the_workspace(home: Path) -> None:
+    """Each preset has an example application, Dagster definitions and a workspace.yaml location."""
+    import dagster as dg
+    import yaml
+
+    from rl_bakery_dagster.examples.gym_days import APPLICATIONS
+    from rl_bakery_dagster.examples.presets import PRESETS
+
+    assert set(APPLICATIONS) == set(PRESETS)
+    workspace = yaml.safe_load((Path(__file__).resolve().parents[1] / "workspace.yaml").read_text())
+    locations = {entry["python_module"]["location_name"] for entry in workspace["load_from"]}
+    assert set(PRESETS) <= locations
+    for name in PRESETS:
+        definitions = importlib.import_module(f"rl_bakery_dagster.examples.{name}.definitions")
+        assert isinstance(definitions.defs, dg.Definitions)
+        agent = definitions.defs.resources["agent"]
+        if name != "cartpole":  # the cartpole example's train steps follow CARTPOLE_TRAIN_STEPS_PER_DAY
+            assert agent.resolved() == {**agent.resolved(), **PRESETS[name].agent}, name
+    for name in ("cartpole", "ddqn_cartpole", "acrobot", "cartpole_v1"):
+        assert importlib.util.find_spec(f"rl_bakery_dagster.examples.{name}.__main__") is not None
+
+
+def test_example_command_line_prints_each_day_and_the_final_evaluation(home: Path) -> None:
+    """`python -m rl_bakery_dagster.examples.<name>` runs in a fresh home and refuses a used one."""
+    command = [sys.executable, "-m", "rl_bakery_dagster.examples.ddqn_cartpole"]
+    command += [
+        "--days",
+        "2",
+        "--envs",
+        "2",
+        "--steps-per-env",
+        "20",
+        "--train-steps",
+        "5",
+        "--eval-episodes",
+        "3",
+    ]
+    environment = {**os.environ, "RL_BAKERY_SPARK_MASTER": "local[1]"}
+    done = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith(f"home: {home}  (CartPole-v0, 80 timesteps over 2 days)"), lines
+    assert lines[1].startswith("2024-01-01: 40 timesteps played by random (uniform); trained "), lines
+    assert lines[2].startswith("2024-01-02: 40 timesteps played by collect; trained 5 steps"), lines
+    assert lines[3].startswith("final greedy policy (2024-01-02): ") and "over 3 episodes" in lines[3], lines
+    again = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+    assert again.returncode != 0 and "already holds days" in again.stderr, again.stderr[-3000:]
