@@ -39,6 +39,20 @@ APPLICATIONS = {
 """Each preset's example application factory: `(agent=None, warehouse=None) -> Application`."""
 
 
+def quiet_example_logs() -> None:
+    """Only errors from TensorFlow, absl and the libraries' warnings: an example prints its own days."""
+    import warnings
+
+    import tensorflow as tf
+    from absl import logging as absl_logging
+
+    tf.get_logger().setLevel("ERROR")
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    for noisy in ("gym", "tensorflow", "tf_agents", "keras"):
+        warnings.filterwarnings("ignore", module=noisy)
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
+
+
 def example_application(name: str, preset: GymPreset, seed: int, warehouse: str | None) -> Application:
     """The example `name` with `preset`'s agent (seeded with `seed`) and trajectory settings."""
     from rl_bakery_dagster.resources.agents import TFAgentsResource
@@ -183,7 +197,6 @@ def final_evaluation(
 def main(name: str, argv: list[str] | None = None) -> None:
     """`python -m rl_bakery_dagster.examples.<name>`: the preset's days in the local Dagster instance."""
     import os
-    import warnings
 
     preset = PRESETS[name]
     parser = argparse.ArgumentParser(
@@ -209,14 +222,7 @@ def main(name: str, argv: list[str] | None = None) -> None:
     from rl_bakery_dagster.local_instance import local_instance
 
     instance = local_instance(bakery_home())
-    import tensorflow as tf
-    from absl import logging as absl_logging
-
-    tf.get_logger().setLevel("ERROR")
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    for noisy in ("gym", "tensorflow", "tf_agents", "keras"):
-        warnings.filterwarnings("ignore", module=noisy)
-    warnings.filterwarnings("ignore", category=SyntaxWarning)
+    quiet_example_logs()
 
     app = example_application(name, preset, args.seed, warehouse=None)
     if app.warehouse.complete_days():  # type: ignore[attr-defined]

@@ -22,7 +22,6 @@ import datetime as dt
 import os
 import sys
 import time
-import warnings
 
 from rl_bakery_dagster.definitions import bakery_home
 from rl_bakery_dagster.local_instance import local_instance
@@ -63,14 +62,9 @@ def main() -> None:
 
     os.environ.setdefault("RL_BAKERY_SPARK_CONF", '{"spark.log.level": "ERROR"}')
     instance = local_instance(bakery_home())
-    import tensorflow as tf
-    from absl import logging as absl_logging
+    from rl_bakery_dagster.examples.gym_days import quiet_example_logs
 
-    tf.get_logger().setLevel("ERROR")
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    for noisy in ("gym", "tensorflow", "tf_agents", "keras"):
-        warnings.filterwarnings("ignore", module=noisy)
-    warnings.filterwarnings("ignore", category=SyntaxWarning)
+    quiet_example_logs()
 
     from rl_bakery_dagster.application import ParquetWarehouse
     from rl_bakery_dagster.assets.evaluation import deployed_checkpoint, deployed_exploration
