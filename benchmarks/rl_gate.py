@@ -151,9 +151,12 @@ def candidate_row(
         "effective_episodes": record["effective_episodes"],
         "logging_observed_return": record["logging_observed_return_per_episode"],
     }
-    for name in (*ESTIMATORS, "logging", "fqe_logging"):
-        if name in estimates:
-            row[name] = estimates[name]["value"]
+    row["poorly_covered_share"] = record.get("poorly_covered_share")
+    row["fqe_final_loss"] = record.get("fqe_final_loss")
+    for name, estimate in estimates.items():
+        if name in (*ESTIMATORS, "logging", "fqe_logging"):
+            row[name] = estimate["value"]
+        row[f"{name}_interval"] = [estimate["lower"], estimate["upper"]]
     for name in ESTIMATORS:
         row[f"{name}_outcome"] = record["outcome_by_estimator"].get(name)
     return row

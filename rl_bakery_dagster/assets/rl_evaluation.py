@@ -313,17 +313,21 @@ def evaluate_rl_day(
     candidate = Candidate(
         checkpoint_uri, frozen_settings(settings), app.schema.observation_size, num_actions, n_step, epsilon
     )
-    scored = score_decisions(decisions, app.schema, candidate)
-    sums = spark_episode_sums(
-        scored,
-        episode_columns,
-        replicates=config.replicates,
-        seed=config.seed,
-        max_horizon=config.max_horizon,
-    )
+    # two aggregations read the scores: score each decision (a Q-network forward pass) once
+    scored = score_decisions(decisions, app.schema, candidate).persist()
+    try:
+        sums = spark_episode_sums(
+            scored,
+            episode_columns,
+            replicates=config.replicates,
+            seed=config.seed,
+            max_horizon=config.max_horizon,
+        )
+        support = fqe_support(scored, config.fqe_rare_propensity)
+    finally:
+        scored.unpersist()
     values = estimates(sums, gamma)
     baseline = {name: "logging" for name in values}
-    support = fqe_support(scored, config.fqe_rare_propensity)
     fitted = fit_day_fqe(app, trajectory_uri, candidate, gamma, config, log)
     if fitted is not None:
         starts = score_episode_starts(decisions, app.schema, candidate, fitted)
