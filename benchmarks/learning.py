@@ -80,8 +80,9 @@ def run_once(
     os.environ[episodes_variable] = str(preset.day_eval_episodes)
     try:
         defs = build_definitions(app, home=home)
-        (home / "dagster").mkdir()
-        instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+        # not `home / "dagster"`: build_definitions made that the process's DAGSTER_HOME (run 1's)
+        (home / "instance").mkdir()
+        instance = dg.DagsterInstance.local_temp(str(home / "instance"))
         daily: list[dict[str, Any]] = []
         metadata_types: set[str] = set()
         for day in play_days(app, defs, instance, preset, seed, app.start_date):
