@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 import os
 import subprocess
 import sys
@@ -106,6 +107,53 @@ def test_two_tiny_days_beat_every_random_run(
     assert final.mean_return > bar, (name, final, bar, [day.eval_return_mean for day in days])
 
 
+def test_gated_example_plays_what_its_gate_deployed(
+    spark: object, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cartpole_gated`: every day after the first is played by the checkpoint the gate deployed the
+    day before (the newest accepted one; uniform play before any), and its logs carry that
+    checkpoint's epsilon; the candidates still learn."""
+    import dagster as dg
+    import pandas as pd
+
+    from rl_bakery_dagster.definitions import build_definitions
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, REFUSED
+    from rl_bakery_dagster.examples.gym_days import example_application, final_evaluation, play_days
+    from rl_bakery_dagster.examples.presets import PRESETS
+
+    sizes = {"days": 3, "envs": 10, "steps_per_env": 200, "day_eval_episodes": 10}
+    preset = dataclasses.replace(PRESETS["cartpole_gated"], **sizes).with_agent(**CARTPOLE_SMOKE_AGENT)
+    assert preset.trajectory["lag_days"] == 1
+    monkeypatch.setenv("CARTPOLE_GATED_EVAL_EPISODES", "10")
+    app = example_application("cartpole_gated", preset, seed=0, warehouse=str(home / "warehouse"))
+    defs = build_definitions(app, home=home)
+    instance = dg.DagsterInstance.local_temp(str(home / "dagster"))
+    gate = {"fqe_train_steps": 300, "replicates": 50}
+    days = list(play_days(app, defs, instance, preset, 0, app.start_date, evaluation_config=gate))
+
+    assert {day.gate for day in days} <= {ACCEPTED, REFUSED, NOT_ENOUGH_EVIDENCE}
+    newest_accepted: list[str | None] = []
+    for day in days:  # keep_last_accepted, applied by hand to the outcomes
+        newest_accepted.append(day.day if day.gate == ACCEPTED else (newest_accepted or [None])[-1])
+    assert [day.deployed for day in days] == newest_accepted
+    # epsilon by hand: 0.6 -> 0.05 linearly over 2,000 train steps; with lag 1, day k's checkpoint
+    # has trained 1,000 steps on each of the k - 1 days before it
+    epsilon = {day.day: max(0.05, 0.6 - 0.55 * 1000 * index / 2000) for index, day in enumerate(days)}
+    for before, day in itertools.pairwise(days):
+        logged = pd.read_parquet(f"{home / 'warehouse'}/dt={day.day}")
+        propensities = sorted({round(float(p), 6) for p in logged["action_prob"]})
+        if before.deployed is None:
+            assert day.played_by.startswith("random (uniform)"), day
+            assert propensities == [0.5]
+        else:
+            assert day.played_by == f"agent_checkpoint[{before.deployed}] (deployed by the gate)"
+            rate = epsilon[before.deployed]
+            assert propensities == sorted({round(rate / 2, 6), round(1 - rate / 2, 6)}), (day, rate)
+
+    final = final_evaluation(app, defs, preset, 0, days[-1].day, 20)
+    assert final.mean_return > random_bar(preset.env, 20, 300), (final, [day.gate for day in days])
+
+
 def test_every_example_module_is_runnable_and_listed_in_the_workspace(home: Path) -> None:
     """Each preset has an example application, Dagster definitions and a workspace.yaml location."""
     import dagster as dg
@@ -124,7 +172,7 @@ def test_every_example_module_is_runnable_and_listed_in_the_workspace(home: Path
         agent = definitions.defs.resources["agent"]
         if name != "cartpole":  # the cartpole example's train steps follow CARTPOLE_TRAIN_STEPS_PER_DAY
             assert agent.resolved() == {**agent.resolved(), **PRESETS[name].agent}, name
-    for name in ("cartpole", "ddqn_cartpole", "acrobot", "cartpole_v1"):
+    for name in ("cartpole", "ddqn_cartpole", "acrobot", "cartpole_v1", "cartpole_gated"):
         assert importlib.util.find_spec(f"rl_bakery_dagster.examples.{name}.__main__") is not None
 
 

@@ -5,8 +5,10 @@ and `benchmarks/learning.py`, so an example prints, day by day, exactly what the
 recorded for the same preset and seed. Day 1's logs are played by a random policy; every later
 day by the policy the previous day's `agent_checkpoint` exported (epsilon-greedy with logged
 propensities for discrete actions, the collect policy for continuous ones), as a deployed
-product would. After the last day its greedy policy plays `eval_episodes` episodes on gym seeds
-no day logged.
+product would. An application with the RL deployment gate (`lag_days >= 1`) plays instead what
+`policy_evaluation` deployed the day before: the last accepted checkpoint, epsilon-greedy with the
+epsilon the gate chose (uniformly random until one is accepted). After the last day its greedy
+policy plays `eval_episodes` episodes on gym seeds no day logged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +38,7 @@ APPLICATIONS = {
     "ddqn_cartpole": "rl_bakery_dagster.examples.ddqn_cartpole.application:ddqn_cartpole_application",
     "acrobot": "rl_bakery_dagster.examples.acrobot.application:acrobot_application",
     "cartpole_v1": "rl_bakery_dagster.examples.cartpole_v1.application:cartpole_v1_application",
+    "cartpole_gated": "rl_bakery_dagster.examples.cartpole_gated.application:cartpole_gated_application",
 }
 """Each preset's example application factory: `(agent=None, warehouse=None) -> Application`."""
 
@@ -100,6 +104,10 @@ class Day:
     eval_return_std: float | None
     eval_metadata_type: str | None
     seconds: float
+    gate: str | None = None
+    """With the RL deployment gate: the outcome for this day's candidate."""
+    deployed: str | None = None
+    """With the RL deployment gate: the checkpoint (its day) deployed after this day, None before any."""
 
 
 def play_days(
@@ -110,14 +118,22 @@ def play_days(
     seed: int,
     first_day: str,
     log_level: str = "WARNING",
+    evaluation_config: dict[str, Any] | None = None,
 ) -> Iterator[Day]:
     """Writes and trains `preset.days` days from `first_day`, yielding each as it is done.
 
     The seeds (product `seed * 100,000`, day 1's policy `seed`, day k's `seed * 1,000 + k`) are the
-    benchmark's, so a run is reproducible from its seed.
+    benchmark's, so a run is reproducible from its seed. `evaluation_config`: the
+    `policy_evaluation` op's config, for an application with the RL deployment gate.
     """
     import tensorflow as tf
 
+    from rl_bakery_dagster.assets.evaluation import (
+        EVALUATION_RECORD,
+        deployed_checkpoint,
+        deployed_exploration,
+    )
+    from rl_bakery_dagster.assets.rl_evaluation import has_sequential_evaluation
     from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
@@ -128,6 +144,7 @@ def play_days(
     )
     from rl_bakery_dagster.jobs import DAILY_JOB
     from rl_bakery_dagster.partitions import shift_day
+    from rl_bakery_dagster.resources.io_managers import read_json
     from rl_bakery_dagster.resources.storage import StorageRoot
 
     job = defs.resolve_job_def(DAILY_JOB)
@@ -135,11 +152,24 @@ def play_days(
     checkpoints = [app.name, "agent_checkpoint"]
     product = BatchedGym(preset.env, preset.envs, seed=seed * 100_000)
     columns = tuple(app.schema.observation_columns)
+    gated = has_sequential_evaluation(app)
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    if gated and evaluation_config:
+        run_config["ops"] = {f"{app.name}__policy_evaluation": {"config": evaluation_config}}
+    deployed: tuple[str | None, str | None, float | None] = (None, None, None)  # day, uri, epsilon
     for offset in range(preset.days):
         day = shift_day(first_day, offset)
         started = time.perf_counter()
         policy: BatchPolicy
-        if offset > 0:
+        if offset > 0 and gated:
+            deployed_day, uri, epsilon = deployed
+            policy = deployed_policy(uri, app.action_space.num_actions, seed * 1_000 + offset, epsilon)
+            played_by = (
+                f"agent_checkpoint[{deployed_day}] (deployed by the gate)"
+                if deployed_day is not None
+                else "random (uniform): the gate has accepted no checkpoint yet"
+            )
+        elif offset > 0:
             saved = storage.read_uri(checkpoints, shift_day(day, -1))
             if app.action_space.is_discrete:
                 policy = deployed_policy(saved, app.action_space.num_actions, seed * 1_000 + offset)
@@ -153,11 +183,13 @@ def play_days(
         logs = product.log(policy, preset.steps_per_env, columns)
         write_day(logs, app.warehouse.uri, day)  # type: ignore[attr-defined]
         result = job.execute_in_process(
-            partition_key=day,
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            raise_on_error=True,
+            partition_key=day, instance=instance, run_config=run_config, raise_on_error=True
         )
+        gate = None
+        if gated:
+            evaluation = storage.read_uri([app.name, "policy_evaluation"], day)
+            deployed = (*deployed_checkpoint(evaluation), deployed_exploration(evaluation))
+            gate = read_json(f"{evaluation}/{EVALUATION_RECORD}")["outcome"]
         metadata = next(
             event.materialization.metadata
             for event in result.get_asset_materialization_events()
@@ -175,6 +207,8 @@ def play_days(
             eval_return_std=metadata["eval_return_std"].value if evaluated else None,
             eval_metadata_type=type(metadata["eval_return_mean"]).__name__ if evaluated else None,
             seconds=round(time.perf_counter() - started, 1),
+            gate=gate,
+            deployed=deployed[0],
         )
 
 
@@ -209,6 +243,12 @@ def main(name: str, argv: list[str] | None = None) -> None:
     parser.add_argument("--train-steps", type=int, default=preset.agent["train_steps_per_day"])
     parser.add_argument("--seed", type=int, default=0, help="the benchmark's seed: same logs, same agent")
     parser.add_argument("--eval-episodes", type=int, default=100, help="final greedy evaluation")
+    parser.add_argument(
+        "--evaluation",
+        type=json.loads,
+        default=None,
+        help='with the RL deployment gate: policy_evaluation config as JSON, e.g. \'{"estimator": "wdr"}\'',
+    )
     args = parser.parse_args(argv)
     preset = dataclasses.replace(
         preset.with_agent(train_steps_per_day=args.train_steps),
@@ -232,17 +272,30 @@ def main(name: str, argv: list[str] | None = None) -> None:
         )
     defs = build_definitions(app)
     print(f"home: {bakery_home()}  ({preset.env}, {preset.timesteps} timesteps over {preset.days} days)")
-    last = app.start_date
-    for day in play_days(app, defs, instance, preset, args.seed, app.start_date, log_level="INFO"):
-        last = day.day
+    last: Day | None = None
+    config = args.evaluation
+    days = play_days(app, defs, instance, preset, args.seed, app.start_date, "INFO", evaluation_config=config)
+    for day in days:
+        last = day
+        gate = ""
+        if day.gate is not None:
+            chosen = f"agent_checkpoint[{day.deployed}]" if day.deployed else "nothing yet (random play)"
+            gate = f"; gate: {day.gate.replace('_', ' ')}, deploying {chosen}"
         print(
             f"{day.day}: {day.timesteps} timesteps played by {day.played_by}; trained "
             f"{day.train_steps} steps in {day.seconds:.0f}s; greedy policy return "
-            f"{day.eval_return_mean:.1f} ± {day.eval_return_std:.1f}",
+            f"{day.eval_return_mean:.1f} ± {day.eval_return_std:.1f}{gate}",
             flush=True,
         )
-    final = final_evaluation(app, defs, preset, args.seed, last, args.eval_episodes)
+    assert last is not None
+    final = final_evaluation(app, defs, preset, args.seed, last.day, args.eval_episodes)
     print(
-        f"final greedy policy ({last}): {final.mean_return:.2f} ± {final.std_return:.2f} over "
+        f"final greedy policy ({last.day}): {final.mean_return:.2f} ± {final.std_return:.2f} over "
         f"{final.episodes} episodes"
     )
+    if last.gate is not None and last.deployed is not None and last.deployed != last.day:
+        played = final_evaluation(app, defs, preset, args.seed, last.deployed, args.eval_episodes)
+        print(
+            f"deployed greedy policy (agent_checkpoint[{last.deployed}], the last the gate accepted): "
+            f"{played.mean_return:.2f} ± {played.std_return:.2f} over {played.episodes} episodes"
+        )
