@@ -172,6 +172,11 @@ def test_every_example_module_is_runnable_and_listed_in_the_workspace(home: Path
         agent = definitions.defs.resources["agent"]
         if name != "cartpole":  # the cartpole example's train steps follow CARTPOLE_TRAIN_STEPS_PER_DAY
             assert agent.resolved() == {**agent.resolved(), **PRESETS[name].agent}, name
+    gated = importlib.import_module("rl_bakery_dagster.examples.cartpole_gated.definitions").defs
+    evaluation = gated.resolve_assets_def(dg.AssetKey(["cartpole_gated", "policy_evaluation"]))
+    (gate,) = evaluation.check_specs  # the RL gate's own description: its estimator and RL's default
+    assert "bootstrap interval over episodes" in (gate.description or "")
+    assert "(by default the last accepted checkpoint)" in (gate.description or "")
     for name in ("cartpole", "ddqn_cartpole", "acrobot", "cartpole_v1", "cartpole_gated"):
         assert importlib.util.find_spec(f"rl_bakery_dagster.examples.{name}.__main__") is not None
 

@@ -196,3 +196,15 @@ def test_fqe_is_distrusted_when_it_diverges_or_extrapolates() -> None:
     assert "diverged" in fqe_distrust(values(-0.5, 55.0), support, config)
     poorly = {**support, "poorly_covered": 0.4}
     assert "40%" in fqe_distrust(values(55.0, 54.0), poorly, config)
+
+
+def test_the_gate_sentence_names_the_evidence_each_estimator_counts() -> None:
+    """FQE's floor counts the day's episodes; the importance-sampling estimators', Kish's effective ones."""
+    from rl_bakery_dagster.assets.rl_evaluation import gate_sentence
+    from rl_bakery_dagster.evaluation.estimators import NOT_ENOUGH_EVIDENCE
+
+    fqe = gate_sentence(NOT_ENOUGH_EVIDENCE, "fqe", -0.06, -0.1, -0.03, 2.5, 5, 10, 0.95)
+    wdr = gate_sentence(NOT_ENOUGH_EVIDENCE, "wdr", -0.06, -0.1, -0.03, 2.5, 2.94, 10, 0.95)
+    assert "the day has 5 episodes, below the floor of 10" in fqe, fqe
+    assert "effective" not in fqe
+    assert "the effective number of episodes is 2.9, below the floor of 10" in wdr, wdr

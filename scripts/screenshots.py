@@ -37,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:3000", help="the running Dagster UI")
     parser.add_argument("--app", default="cartpole", help="the application (asset group and location)")
+    parser.add_argument("--gate", action="store_true", help="also policy_evaluation's events and checks")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the browser executable")
     default_out = Path(os.environ.get("RL_BAKERY_HOME", ".rl_bakery")) / "screenshots"
     parser.add_argument("--out", type=Path, default=default_out, help="where the PNG files go")
@@ -44,7 +45,7 @@ def main() -> None:
 
     url, app = args.url.rstrip("/"), args.app
     day = re.compile(r"\d{4}-\d{2}-\d{2}")
-    pages = {  # name -> (address, text that shows the page's data has arrived)
+    pages: dict[str, tuple[str, str | re.Pattern[str]]] = {  # name -> (address, text once data is in)
         "lineage": (f"{url}/locations/{app}/asset-groups/{app}/lineage", re.compile(r"filled")),
         "checkpoint_plots": (f"{url}/assets/{app}/agent_checkpoint", re.compile(r"^Plots$")),
         "checkpoint_events": (
@@ -53,6 +54,12 @@ def main() -> None:
         ),
         "checkpoint_partitions": (f"{url}/assets/{app}/agent_checkpoint?view=partitions", day),
     }
+    if args.gate:  # an application with the RL or bandit deployment gate
+        pages["evaluation_events"] = (
+            f"{url}/assets/{app}/policy_evaluation?view=events",
+            re.compile("materialized in run"),
+        )
+        pages["evaluation_checks"] = (f"{url}/assets/{app}/policy_evaluation?view=checks", "deployment_gate")
     run_id = latest_run(url)
     if run_id:
         pages["run"] = (f"{url}/runs/{run_id}", re.compile(r"Finished|Started"))
@@ -67,6 +74,9 @@ def main() -> None:
             page.get_by_text(ready).first.wait_for(timeout=180_000)
             page.wait_for_timeout(3_000)  # charts and the graph layout render after the data arrives
             page.keyboard.press("Escape")  # closes the first visit's "Join the Dagster community" dialog
+            skip = page.get_by_role("button", name="Skip")
+            if skip.count():  # the dialog, when Escape came before it opened
+                skip.first.click()
             for _ in range(120):  # the code location, then the graph's nodes, load after the page
                 if page.get_by_text(re.compile(r"^Loading")).count() == 0:
                     break

@@ -155,10 +155,13 @@ def gate_sentence(
         f"logging policy ({confidence:.0%} bootstrap CI {low:+.4g} to {high:+.4g})"
     )
     if ess < floor:
-        return (
-            f"{change}, but the effective number of episodes is {ess:.1f}, below the floor of {floor:g}: "
-            "not enough evidence either way."
+        # fitted Q evaluation weighs every episode alike: its evidence is the episodes themselves
+        evidence = (
+            f"the day has {ess:.0f} episodes"
+            if name == "fqe"
+            else f"the effective number of episodes is {ess:.1f}"
         )
+        return f"{change}, but {evidence}, below the floor of {floor:g}: not enough evidence either way."
     if outcome == REFUSED:
         return (
             f"{change}; the whole interval is below {-tol:+.4g}, so the candidate is confidently worse "
