@@ -136,17 +136,6 @@ PRESETS: dict[str, GymPreset] = {
         steps_per_env=500,
         day_eval_episodes=20,
     ),
-    # the cartpole preset behind the RL deployment gate: agent_checkpoint[d] trains on the days before
-    # d, so policy_evaluation[d] judges it on day d's logs before it is deployed (benchmarks/rl_gate.py)
-    "cartpole_gated": GymPreset(
-        env="CartPole-v0",
-        agent=_CARTPOLE_DQN_AGENT,
-        days=5,
-        envs=20,
-        steps_per_env=200,
-        day_eval_episodes=100,
-        trajectory={"n_step": 1, "lookback_days": 1, "lag_days": 1, "window_days": 30},
-    ),
     # CartPole-v1 (500-step episodes) within the RL Zoo's 50,000 timesteps (its online DQN: 500),
     # with the Zoo's hyper-parameters: 128 gradient steps per 256 timesteps, exploration over 16 %
     "cartpole_v1": GymPreset(
@@ -173,3 +162,9 @@ PRESETS: dict[str, GymPreset] = {
         day_eval_episodes=20,
     ),
 }
+
+# the cartpole preset behind the RL deployment gate: agent_checkpoint[d] trains on the days before d,
+# so policy_evaluation[d] judges it on day d's logs before it is deployed (benchmarks/rl_gate.py)
+PRESETS["cartpole_gated"] = dataclasses.replace(
+    PRESETS["cartpole"], trajectory={**PRESETS["cartpole"].trajectory, "lag_days": 1}
+)
