@@ -149,6 +149,7 @@ def candidate_row(
         "gate": record["outcome"],
         "episodes": record["episodes"],
         "effective_episodes": record["effective_episodes"],
+        "discounted_effective_episodes": record.get("discounted_effective_episodes"),
         "logging_observed_return": record["logging_observed_return_per_episode"],
     }
     row["poorly_covered_share"] = record.get("poorly_covered_share")

@@ -142,6 +142,7 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
             e = record["estimates"][name]
             assert e["lower"] <= e["upper"] and np.isfinite(e["value"])
         assert 0 < record["effective_episodes"] <= record["episodes"]
+        assert 0 < record["discounted_effective_episodes"] <= record["episodes"]
 
     checks = [
         e.asset_check_evaluation_data

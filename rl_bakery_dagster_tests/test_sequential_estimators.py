@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rl_bakery_dagster.evaluation.sequential import (
+    discounted_effective_episodes,
     effective_episodes,
     episode_sums,
     estimates,
@@ -44,6 +45,24 @@ def test_per_decision_estimators_match_hand_sums() -> None:
     assert pdis(sums, 1.0)[0] == pytest.approx(3.42, abs=1e-12)
     # Kish ESS at the last step: (3.24 + 0.36)^2 / (3.24^2 + 0.36^2)
     assert effective_episodes(sums)[0] == pytest.approx(3.6**2 / (3.24**2 + 0.36**2), abs=1e-12)
+
+
+def test_per_step_effective_episodes_are_averaged_with_the_discount() -> None:
+    # A: ratios (2, 2), weights 2, 4; B: ratios (1, 0.5), weights 1, 0.5.
+    # t = 0: (2 + 1)^2 / (4 + 1) = 1.8;  t = 1: (4 + 0.5)^2 / (16 + 0.25) = 20.25 / 16.25
+    # gamma = 0.5: (1.8 + 0.5 * 20.25 / 16.25) / 1.5
+    sums = episode_sums(
+        [{"ratio": [2.0, 2.0], "reward": [0.0, 0.0]}, {"ratio": [1.0, 0.5], "reward": [0.0, 0.0]}]
+    )
+    expected = (1.8 + 0.5 * 20.25 / 16.25) / 1.5
+    assert discounted_effective_episodes(sums, 0.5)[0] == pytest.approx(expected, abs=1e-12)
+    # gamma = 1 weighs both steps alike; the last step alone is effective_episodes
+    assert discounted_effective_episodes(sums, 1.0)[0] == pytest.approx((1.8 + 20.25 / 16.25) / 2, abs=1e-12)
+    assert effective_episodes(sums)[0] == pytest.approx(20.25 / 16.25, abs=1e-12)
+    # an episode that ended keeps its final weight: C ends at t = 0 with weight 3, A as above
+    ended = episode_sums([{"ratio": [3.0], "reward": [0.0]}, {"ratio": [2.0, 2.0], "reward": [0.0, 0.0]}])
+    t0, t1 = 25.0 / 13.0, 49.0 / 25.0
+    assert discounted_effective_episodes(ended, 1.0)[0] == pytest.approx((t0 + t1) / 2, abs=1e-12)
 
 
 def test_an_ended_episode_keeps_its_weight_in_later_normalisers() -> None:

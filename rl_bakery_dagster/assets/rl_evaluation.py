@@ -293,6 +293,7 @@ def evaluate_rl_day(
     """
     from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, three_way_decision
     from rl_bakery_dagster.evaluation.sequential import (
+        discounted_effective_episodes,
         effective_episodes,
         estimates,
         logging_value,
@@ -403,6 +404,7 @@ def evaluate_rl_day(
         "horizon": sums.horizon,
         "discount": gamma,
         "effective_episodes": ess,
+        "discounted_effective_episodes": float(discounted_effective_episodes(sums, gamma)[0]),
         "logging_observed_return_per_episode": observed,
         "tolerance": tolerance,
         "estimator": config.estimator,
@@ -432,6 +434,7 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
     }
     numbers = {
         "effective_sample_size": record["effective_episodes"],
+        "discounted_effective_sample_size": record.get("discounted_effective_episodes"),
         "logging_observed_return_per_episode": record["logging_observed_return_per_episode"],
         "fqe_final_loss": record.get("fqe_final_loss"),
         "poorly_covered_share": record.get("poorly_covered_share"),

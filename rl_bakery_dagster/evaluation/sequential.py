@@ -123,6 +123,21 @@ def effective_episodes(sums: EpisodeSums) -> np.ndarray:
     return _ratio(total[:, -1] ** 2, total_sq[:, -1])
 
 
+def discounted_effective_episodes(sums: EpisodeSums, gamma: float) -> np.ndarray:
+    """Kish's effective number of episodes at each step, averaged with the discount's weights: [R].
+
+    The per-decision estimators weigh step ``t``'s reward by ``rho_t`` and the discounted value by
+    ``gamma^t``, so each step's evidence is its own ``(sum rho_t)^2 / sum rho_t^2`` and it counts as
+    much as the step counts in the value. :func:`effective_episodes` is the last step's alone: over
+    200-step episodes at ``gamma = 0.99`` that step carries ``0.99^199 = 0.14`` of the first one's weight.
+    """
+    total, total_sq = normalisers(sums)
+    if sums.horizon == 0:
+        return np.zeros(len(sums.episodes))
+    discounts = _discounts(gamma, sums.horizon)
+    return (_ratio(total**2, total_sq) @ discounts) / discounts.sum()
+
+
 def estimates(sums: EpisodeSums, gamma: float) -> dict[str, np.ndarray]:
     """Every estimator for every replicate, keyed as in :data:`SEQUENTIAL_ESTIMATORS`: [R] each."""
     return {
