@@ -228,10 +228,64 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return round(value, 3) if np.isfinite(value) else None
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+RELATIVE_TOLERANCE, EVIDENCE_FLOOR = 0.1, 10.0
+"""The shipped gate's defaults, which the registered rules below reuse."""
+
+
+def registered_rules(frame: pd.DataFrame) -> pd.DataFrame:
+    """Two rules written down (LEARNING.md, "Registered before seeds 10-19") before the seeds they are
+    judged on were run, computed from each row's recorded intervals; NaN where a row lacks the inputs.
+
+    * ``wdr_refuses``: refused when the ``wdr - logging`` interval lies wholly below the tolerance,
+      whatever the effective sample size; otherwise the shipped gate's outcome.
+    * ``wdr_discounted_ess``: ``wdr - logging``'s three-way decision with the discount-weighted
+      per-decision effective number of episodes in place of the last step's.
+    """
+    from rl_bakery_dagster.evaluation.estimators import REFUSED, three_way_decision
+
+    def interval(row: pd.Series, end: int) -> float:
+        value = row.get("wdr_minus_logging_interval")
+        return float(value[end]) if isinstance(value, list) else float("nan")
+
+    rules = pd.DataFrame(index=frame.index)
+    tolerance = RELATIVE_TOLERANCE * frame["logging"].abs()
+    lower = frame.apply(lambda row: interval(row, 0), axis=1)
+    upper = frame.apply(lambda row: interval(row, 1), axis=1)
+    refuses = upper < -tolerance
+    rules["wdr_refuses"] = np.where(refuses, REFUSED, frame["gate"]).astype(object)
+    rules.loc[upper.isna(), "wdr_refuses"] = np.nan
+    if "discounted_effective_episodes" in frame:
+        evidence = frame["discounted_effective_episodes"].astype(float)
+        rules["wdr_discounted_ess"] = [
+            three_way_decision(lo, hi, tol, ess, EVIDENCE_FLOOR)
+            if np.isfinite(ess) and np.isfinite(hi)
+            else np.nan
+            for lo, hi, tol, ess in zip(lower, upper, tolerance, evidence, strict=True)
+        ]
+    return rules
+
+
+def outcome_shares(worse: pd.Series, close: pd.Series) -> dict[str, Any]:
+    """What one decision column did to the worse and to the close-or-better candidates."""
     from rl_bakery_dagster.evaluation.estimators import ACCEPTED, REFUSED
 
+    def share(column: pd.Series, outcome: str) -> float | None:
+        return round(float((column == outcome).mean()), 3) if len(column) else None
+
+    return {
+        "refused_of_worse": share(worse, REFUSED),
+        "refused_of_close_or_better": share(close, REFUSED),
+        # with the RL default (on_not_enough_evidence: keep_last_accepted) only accepted ones deploy
+        "deployed_of_worse": share(worse, ACCEPTED),
+        "deployed_of_close_or_better": share(close, ACCEPTED),
+        "outcomes_of_worse": worse.value_counts().to_dict(),
+        "outcomes_of_close_or_better": close.value_counts().to_dict(),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     frame = pd.DataFrame(rows)
+    frame = frame.join(registered_rules(frame))
     worse = frame[frame.relative_to_logging <= WORSE - 1.0]
     close = frame[frame.relative_to_logging >= CLOSE - 1.0]
     summary: dict[str, Any] = {
@@ -241,19 +295,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
     for name in ("gate", *(f"{e}_outcome" for e in ESTIMATORS)):
         label = "gate" if name == "gate" else name.removesuffix("_outcome")
-        summary[label] = {
-            "refused_of_worse": round(float((worse[name] == REFUSED).mean()), 3) if len(worse) else None,
-            "refused_of_close_or_better": round(float((close[name] == REFUSED).mean()), 3)
-            if len(close)
-            else None,
-            # with the RL default (on_not_enough_evidence: keep_last_accepted) only accepted ones deploy
-            "deployed_of_worse": round(float((worse[name] == ACCEPTED).mean()), 3) if len(worse) else None,
-            "deployed_of_close_or_better": round(float((close[name] == ACCEPTED).mean()), 3)
-            if len(close)
-            else None,
-            "outcomes_of_worse": worse[name].value_counts().to_dict(),
-            "outcomes_of_close_or_better": close[name].value_counts().to_dict(),
-        }
+        summary[label] = outcome_shares(worse[name], close[name])
+    for rule in ("wdr_refuses", "wdr_discounted_ess"):
+        judged = frame[rule].notna() if rule in frame else None
+        if judged is not None and judged.any():
+            summary[f"rule_{rule}"] = outcome_shares(worse[rule][judged], close[rule][judged]) | {
+                "candidates_judged": int(judged.sum())
+            }
     summary["spearman_with_true_return"] = {
         name: spearman(frame[name], frame.true_return) for name in ESTIMATORS if name in frame
     }
