@@ -21,6 +21,7 @@ import pytest
 
 from rl_bakery_dagster.application import TrajectorySettings
 from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD, GATE_CHECK
+from rl_bakery_dagster.assets.rl_evaluation import wdr_refusal
 from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, REFUSED
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
 from rl_bakery_dagster.examples.gym_simulator import (
@@ -81,7 +82,14 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
     )
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
     # random-play episodes last about 20 decisions: 30 backups of FQE reach their horizon
-    gate = {"replicates": 100, "relative_tolerance": TOLERANCE, "fqe_train_steps": 3000}
+    # wdr_refuses_without_floor must leave both verdicts alone: FQE already refuses the sabotage, and
+    # wdr's interval on the trained candidate lies above zero
+    gate = {
+        "replicates": 100,
+        "relative_tolerance": TOLERANCE,
+        "fqe_train_steps": 3000,
+        "wdr_refuses_without_floor": True,
+    }
     result = job.execute_in_process(
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
         run_config={"ops": {"cartpole__policy_evaluation": {"config": gate}}},
@@ -105,6 +113,7 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
     # accepts the trained candidate
     assert records[sabotaged]["outcome"] == REFUSED, summary
     assert "confidently worse" in records[sabotaged]["reason"]
+    assert "wdr_refuses_without_floor" not in records[sabotaged]["reason"]
     assert records[trained]["outcome"] == ACCEPTED, summary
     # weighted doubly robust agrees on the sabotage; on the trained candidate its weights collapse
     # (measured: +8.4, 95% CI +5.4 to +10.6, on about 2 effective episodes, below the floor of 10)
@@ -152,3 +161,24 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
     ]
     assert checks and not checks[-1].passed and checks[-1].severity == dg.AssetCheckSeverity.WARN
     assert checks[-1].metadata["refused_days"].value == sabotaged
+
+
+def test_wdr_refuses_below_the_floor_only_when_its_whole_interval_is_below_the_tolerance() -> None:
+    unsure = {"outcome": NOT_ENOUGH_EVIDENCE, "reason": "fqe: poorly covered", "tolerance": 4.0}
+    wdr_verdict = {"outcome": NOT_ENOUGH_EVIDENCE, "tolerance": 5.0}
+
+    def difference(lower: float, upper: float) -> dict[str, float]:
+        return {"value": (lower + upper) / 2, "lower": lower, "upper": upper}
+
+    refusal = wdr_refusal(unsure, wdr_verdict, difference(-60.0, -35.0), 1.2, 0.95)
+    assert refusal is not None and refusal["outcome"] == REFUSED and refusal["tolerance"] == 5.0
+    assert "1.2 effective episodes" in refusal["reason"] and "-60 to -35" in refusal["reason"]
+    # wdr's own tolerance decides, not the gate estimator's: -4.5 is below -4 but not below -5
+    assert wdr_refusal(unsure, wdr_verdict, difference(-20.0, -4.5), 1.2, 0.95) is None
+    assert wdr_refusal(unsure, wdr_verdict, difference(-20.0, 3.0), 1.2, 0.95) is None
+    assert wdr_refusal(unsure, wdr_verdict, difference(float("nan"), float("nan")), 1.2, 0.95) is None
+    assert wdr_refusal(unsure, None, difference(-60.0, -35.0), 1.2, 0.95) is None
+    accepted = {**unsure, "outcome": ACCEPTED}
+    assert wdr_refusal(accepted, wdr_verdict, difference(-60.0, -35.0), 1.2, 0.95) is not None
+    refused = {**unsure, "outcome": REFUSED}
+    assert wdr_refusal(refused, wdr_verdict, difference(-60.0, -35.0), 1.2, 0.95) is None

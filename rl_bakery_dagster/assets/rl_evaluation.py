@@ -87,6 +87,13 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
         description="FQE is trusted only when at most this share of the day's states is poorly covered; "
         "otherwise its values are extrapolation and the outcome is 'not enough evidence'",
     )
+    wdr_refuses_without_floor: bool = Field(
+        default=False,
+        description="also refuse when the wdr - logging interval lies wholly below the tolerance, whatever "
+        "the effective sample size: where the importance weights run out, weighted doubly robust leans on "
+        "the candidate's own Q-network, so a refusal means that even by its own account, with the logged "
+        "rewards, the candidate is worse (benchmarks/LEARNING.md, 'Registered before seeds 10-19')",
+    )
     on_not_enough_evidence: str = Field(
         default=KEEP_LAST_ACCEPTED,
         description="what action_batch deploys when there is not enough evidence: keep_last_accepted (the "
@@ -173,6 +180,32 @@ def gate_sentence(
             "worse and is accepted."
         )
     return f"{change}; the interval straddles {-tol:+.4g}, so there is not enough evidence either way."
+
+
+def wdr_refusal(
+    verdict: Mapping, wdr_verdict: Mapping | None, difference: Mapping, ess: float, confidence: float
+) -> dict | None:
+    """The `wdr_refuses_without_floor` verdict (None: it does not refuse): the `wdr - logging` interval
+    lies wholly below its tolerance, and the gate's own estimator has not already refused."""
+    from rl_bakery_dagster.evaluation.estimators import REFUSED
+
+    if wdr_verdict is None or verdict["outcome"] == REFUSED:
+        return None
+    low, high, tolerance = difference["lower"], difference["upper"], wdr_verdict["tolerance"]
+    if not (math.isfinite(high) and high < -tolerance):
+        return None
+    return {
+        "outcome": REFUSED,
+        "tolerance": tolerance,
+        "compared_with": "logging",
+        "reason": (
+            "The wdr estimate says the candidate changes the return per episode by "
+            f"{difference['value']:+.4g} versus the logging policy ({confidence:.0%} bootstrap CI {low:+.4g} "
+            f"to {high:+.4g}); the whole interval is below {-tolerance:+.4g}. With {ess:.1f} effective "
+            "episodes that rests mostly on the candidate's own Q-network: even by its own account, with the "
+            "logged rewards, it is worse, so it is refused (wdr_refuses_without_floor)."
+        ),
+    }
 
 
 def fqe_support(scored: DataFrame, rare: float) -> dict[str, float]:
@@ -395,6 +428,13 @@ def evaluate_rl_day(
             "compared_with": "fqe_logging",
             "reason": "Not enough evidence: the day has no stored transitions for fitted Q evaluation.",
         }
+    if config.wdr_refuses_without_floor and "wdr_minus_logging" in record_estimates:
+        verdict = (
+            wdr_refusal(
+                verdict, verdicts.get("wdr"), record_estimates["wdr_minus_logging"], ess, config.confidence
+            )
+            or verdict
+        )
     outcome, reason, tolerance = verdict["outcome"], verdict["reason"], verdict["tolerance"]
     compared_with = verdict["compared_with"]
     if not config.gate:
