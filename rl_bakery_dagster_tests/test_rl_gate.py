@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from rl_bakery_dagster.application import TrajectorySettings
-from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD, GATE_CHECK
-from rl_bakery_dagster.assets.rl_evaluation import wdr_refusal
+from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD, GATE_CHECK, deployment_record
+from rl_bakery_dagster.assets.rl_evaluation import SequentialEvaluationConfig, evaluate_rl_day, wdr_refusal
 from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE, REFUSED
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
 from rl_bakery_dagster.examples.gym_simulator import (
@@ -152,6 +152,30 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
             assert e["lower"] <= e["upper"] and np.isfinite(e["value"])
         assert 0 < record["effective_episodes"] <= record["episodes"]
         assert 0 < record["discounted_effective_episodes"] <= record["episodes"]
+
+    # with a floor no day reaches, FQE and wdr both lack evidence: only wdr_refuses_without_floor can
+    # refuse, and it does so for the sabotage (wdr's interval wholly below the tolerance) alone
+    strict = {"replicates": 100, "relative_tolerance": TOLERANCE, "fqe_train_steps": 100}
+    strict |= {"min_effective_sample_size": 1e6}
+    for day, expected in ((sabotaged, REFUSED), (trained, NOT_ENOUGH_EVIDENCE)):
+        checkpoint = str(stored(home, "cartpole", "agent_checkpoint", day))
+        logged = spark.read.parquet(str(stored(home, "cartpole", "timesteps", day)))
+        trajectories = str(stored(home, "cartpole", "trajectories", day))
+        epsilon = deployment_record(app, checkpoint, day).epsilon
+        outcomes = {
+            rule: evaluate_rl_day(
+                app,
+                logged,
+                trajectories,
+                checkpoint,
+                epsilon,
+                SequentialEvaluationConfig(**strict, wdr_refuses_without_floor=rule),
+            )
+            for rule in (True, False)
+        }
+        assert outcomes[True]["outcome"] == expected, outcomes[True]["reason"]
+        assert outcomes[False]["outcome"] == NOT_ENOUGH_EVIDENCE, outcomes[False]["reason"]
+        assert ("wdr_refuses_without_floor" in outcomes[True]["reason"]) == (expected == REFUSED)
 
     checks = [
         e.asset_check_evaluation_data
