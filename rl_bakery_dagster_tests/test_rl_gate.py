@@ -82,14 +82,9 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
     )
     job = definitions(home, app).resolve_job_def(DAILY_JOB)
     # random-play episodes last about 20 decisions: 30 backups of FQE reach their horizon
-    # wdr_refuses_without_floor must leave both verdicts alone: FQE already refuses the sabotage, and
-    # wdr's interval on the trained candidate lies above zero
-    gate = {
-        "replicates": 100,
-        "relative_tolerance": TOLERANCE,
-        "fqe_train_steps": 3000,
-        "wdr_refuses_without_floor": True,
-    }
+    # wdr_refuses_without_floor (the default) leaves both verdicts alone here: FQE already refuses the
+    # sabotage, and wdr's interval on the trained candidate lies above zero
+    gate = {"replicates": 100, "relative_tolerance": TOLERANCE, "fqe_train_steps": 3000}
     result = job.execute_in_process(
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
         run_config={"ops": {"cartpole__policy_evaluation": {"config": gate}}},

@@ -68,14 +68,15 @@ GATE_DESCRIPTION = (
 RL_GATE_DESCRIPTION = (
     "Whether the candidate agent may be deployed, judged on the day's episodes, which it never trained on "
     "(lag_days >= 1), by the paired difference between its estimated return per episode and the logging "
-    "policy's (the estimator in the config: fitted Q evaluation by default), with a bootstrap interval over "
-    "episodes. accepted: not worse by more than the tolerance, with confidence; the candidate is deployed. "
-    "refused: confidently worse by more than the tolerance; the last accepted checkpoint stays deployed "
-    "(on_refused). not enough evidence: the interval straddles the tolerance, the evidence is below the "
-    "floor, or fitted Q evaluation is not trusted (it diverged, or the logs rarely take the candidate's "
-    "actions); what on_not_enough_evidence says is deployed (by default the last accepted checkpoint). The "
-    "check passes only when every day is accepted; otherwise it warns (a WARN does not block action_batch, "
-    "which deploys as described)."
+    "policy's (the estimator in the config: fitted Q evaluation by default), with a bootstrap interval "
+    "over episodes. accepted: not worse by more than the tolerance, with confidence; the candidate is "
+    "deployed. refused: confidently worse by more than the tolerance, or (wdr_refuses_without_floor) "
+    "weighted doubly robust's interval lies wholly below it however few effective episodes the day holds; "
+    "the last accepted checkpoint stays deployed (on_refused). not enough evidence: the interval "
+    "straddles the tolerance, the evidence is below the floor, or fitted Q evaluation is not trusted (it "
+    "diverged, or the logs rarely take the candidate's actions); what on_not_enough_evidence says is "
+    "deployed (by default the last accepted checkpoint). The check passes only when every day is "
+    "accepted; otherwise it warns (a WARN does not block action_batch, which deploys as described)."
 )
 
 

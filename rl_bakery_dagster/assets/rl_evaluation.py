@@ -88,7 +88,7 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
         "otherwise its values are extrapolation and the outcome is 'not enough evidence'",
     )
     wdr_refuses_without_floor: bool = Field(
-        default=False,
+        default=True,
         description="also refuse when the wdr - logging interval lies wholly below the tolerance, whatever "
         "the effective sample size: where the importance weights run out, weighted doubly robust leans on "
         "the candidate's own Q-network, so a refusal means that even by its own account, with the logged "
