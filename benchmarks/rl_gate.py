@@ -228,41 +228,44 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
     return round(value, 3) if np.isfinite(value) else None
 
 
-RELATIVE_TOLERANCE, EVIDENCE_FLOOR = 0.1, 10.0
-"""The shipped gate's defaults, which the registered rules below reuse."""
-
-
 def registered_rules(frame: pd.DataFrame) -> pd.DataFrame:
     """Two rules written down (LEARNING.md, "Registered before seeds 10-19") before the seeds they are
-    judged on were run, computed from each row's recorded intervals; NaN where a row lacks the inputs.
+    judged on were run, computed from each row's recorded intervals with the gate's own defaults and
+    decision functions; NaN where a row lacks the inputs.
 
-    * ``wdr_refuses``: refused when the ``wdr - logging`` interval lies wholly below the tolerance,
-      whatever the effective sample size; otherwise the shipped gate's outcome.
+    * ``wdr_refuses``: the product's `wdr_refusal` (now the default `wdr_refuses_without_floor`) on top
+      of the outcome the row's gate gave.
     * ``wdr_discounted_ess``: ``wdr - logging``'s three-way decision with the discount-weighted
       per-decision effective number of episodes in place of the last step's.
     """
-    from rl_bakery_dagster.evaluation.estimators import REFUSED, three_way_decision
+    from rl_bakery_dagster.assets.rl_evaluation import SequentialEvaluationConfig, wdr_refusal
+    from rl_bakery_dagster.evaluation.estimators import three_way_decision
 
-    def interval(row: pd.Series, end: int) -> float:
-        value = row.get("wdr_minus_logging_interval")
-        return float(value[end]) if isinstance(value, list) else float("nan")
+    defaults = SequentialEvaluationConfig()
 
-    rules = pd.DataFrame(index=frame.index)
-    tolerance = RELATIVE_TOLERANCE * frame["logging"].abs()
-    lower = frame.apply(lambda row: interval(row, 0), axis=1)
-    upper = frame.apply(lambda row: interval(row, 1), axis=1)
-    refuses = upper < -tolerance
-    rules["wdr_refuses"] = np.where(refuses, REFUSED, frame["gate"]).astype(object)
-    rules.loc[upper.isna(), "wdr_refuses"] = np.nan
-    if "discounted_effective_episodes" in frame:
-        evidence = frame["discounted_effective_episodes"].astype(float)
-        rules["wdr_discounted_ess"] = [
-            three_way_decision(lo, hi, tol, ess, EVIDENCE_FLOOR)
-            if np.isfinite(ess) and np.isfinite(hi)
-            else np.nan
-            for lo, hi, tol, ess in zip(lower, upper, tolerance, evidence, strict=True)
-        ]
-    return rules
+    def rules(row: pd.Series) -> pd.Series:
+        interval = row.get("wdr_minus_logging_interval")
+        if not isinstance(interval, list):
+            return pd.Series({"wdr_refuses": np.nan, "wdr_discounted_ess": np.nan})
+        low, high = (float(x) for x in interval)
+        tolerance = defaults.tolerance + defaults.relative_tolerance * abs(float(row["logging"]))
+        difference = {"value": float(row["wdr"]) - float(row["logging"]), "lower": low, "upper": high}
+        refusal = wdr_refusal(
+            {"outcome": row["gate"]}, {"tolerance": tolerance}, difference, row["effective_episodes"], 0.95
+        )
+        ess = float(row.get("discounted_effective_episodes") or np.nan)
+        return pd.Series(
+            {
+                "wdr_refuses": refusal["outcome"] if refusal else row["gate"],
+                "wdr_discounted_ess": three_way_decision(
+                    low, high, tolerance, ess, defaults.min_effective_sample_size
+                )
+                if np.isfinite(ess)
+                else np.nan,
+            }
+        )
+
+    return frame.apply(rules, axis=1)
 
 
 def outcome_shares(worse: pd.Series, close: pd.Series) -> dict[str, Any]:
