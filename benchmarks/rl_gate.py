@@ -63,7 +63,43 @@ def build_app(home: Path, seed: int, name: str = "cartpole", start_date: str | N
     if start_date is not None:
         app = dataclasses.replace(app, start_date=start_date)
     trajectory = TrajectorySettings(**{**preset.trajectory, "lag_days": 1})
-    return dataclasses.replace(app, name=name, trajectory=trajectory, evaluator=None)
+    # the logs name each row's policy, as the cartpole_gated example's do, so canaries can be judged
+    schema = dataclasses.replace(app.schema, policy_version_column="policy_version")
+    return dataclasses.replace(app, name=name, schema=schema, trajectory=trajectory, evaluator=None)
+
+
+def played_version(app: Any, day: str | None, uri: str | None) -> str:
+    """The `policy_version` the product logs for a deployed checkpoint (uniform random before any)."""
+    from rl_bakery_dagster.assets.evaluation import deployment_record, policy_version
+
+    if day is None or uri is None:
+        return f"{app.name}@uniform_random"
+    return policy_version(app.name, day, deployment_record(app, uri, day).total_train_steps)
+
+
+def play_day(
+    product: Any,
+    app: Any,
+    deployed: tuple[str | None, str | None, float | None],
+    canary: dict[str, Any] | None,
+    seed: int,
+) -> pd.DataFrame:
+    """One day of logs: the deployed policy (day, uri, epsilon) to every player but the canary's, which
+    plays the canary's checkpoint epsilon-greedy; each row names its policy, as `action_batch` deploys."""
+    from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
+    from rl_bakery_dagster.examples.gym_simulator import canary_envs, deployed_policy, split_policy
+
+    preset = PRESETS["cartpole"]
+    policy = deployed_policy(deployed[1], 2, seed, deployed[2])
+    version = played_version(app, deployed[0], deployed[1])
+    in_canary = np.zeros(preset.envs, dtype=bool)
+    if canary is not None:
+        in_canary = canary_envs(preset.envs, canary["share"], seed + 500)
+        policy = split_policy(policy, deployed_policy(canary["checkpoint_uri"], 2, seed + 700), in_canary)
+    logs = product.log(policy, preset.steps_per_env, OBSERVATION_COLUMNS)
+    tried = canary["policy_version"] if canary is not None else version
+    logs["policy_version"] = np.where(in_canary[logs["user_id"].to_numpy()], tried, version)
+    return logs
 
 
 def true_return(uri: str | None, min_epsilon: float | None, seed: int, episodes: int) -> float:
@@ -84,8 +120,7 @@ def run_days(
 
     from rl_bakery_dagster.assets.evaluation import EVALUATION_RECORD
     from rl_bakery_dagster.definitions import build_definitions
-    from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
-    from rl_bakery_dagster.examples.gym_simulator import BatchedGym, deployed_policy, write_day
+    from rl_bakery_dagster.examples.gym_simulator import BatchedGym, write_day
     from rl_bakery_dagster.jobs import DAILY_JOB
     from rl_bakery_dagster.partitions import shift_day
     from rl_bakery_dagster.resources.io_managers import read_json
@@ -99,15 +134,15 @@ def run_days(
     storage = StorageRoot(defs.resources["checkpoint_io_manager"].root_uri)  # type: ignore[union-attr]
     product = BatchedGym(ENV, preset.envs, seed=seed * 100_000)
     records: list[dict[str, Any]] = []
-    deployed: tuple[str | None, float | None] = (None, None)
+    deployed: tuple[str | None, str | None, float | None] = (None, None, None)  # day, uri, epsilon
+    canary: dict[str, Any] | None = None
     for offset in range(days):
         day = shift_day(app.start_date, offset)
         if flipped_from is not None:
             logs = pq.read_table(f"{flipped_from}/dt={day}").to_pandas()
             logs["reward"] = -logs["reward"]
         else:
-            policy = deployed_policy(deployed[0], 2, seed * 1_000 + offset, deployed[1])
-            logs = product.log(policy, preset.steps_per_env, OBSERVATION_COLUMNS)
+            logs = play_day(product, app, deployed, canary, seed * 1_000 + offset)
         write_day(logs, app.warehouse.uri, day)
         started = time.perf_counter()
         job.execute_in_process(
@@ -125,18 +160,62 @@ def run_days(
             {
                 "day": day,
                 "record": record,
-                "logged_by": deployed,
+                "logged_by": deployed[1:],
                 "trajectories": storage.read_uri([app.name, "trajectories"], day),
                 "timesteps": storage.read_uri([app.name, "timesteps"], day),
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
-        deployed = (record["deployed_checkpoint_uri"], record["deployed_epsilon"])
+        deployed = (
+            record["deployed_checkpoint"],
+            record["deployed_checkpoint_uri"],
+            record["deployed_epsilon"],
+        )
+        canary = record.get("canary")
     return records
 
 
+def canary_day(
+    app: Any,
+    deployed: tuple[str | None, str | None, float | None],
+    candidate_uri: str,
+    candidate_day: str,
+    config: Any,
+    seed: int,
+) -> dict[str, Any]:
+    """The canary a candidate with not enough evidence gets after the benchmark's last day: one more
+    simulated day (the same gym seed for every candidate) with `config.canary_share` of the players on
+    the candidate, judged by the product's own `evaluate_canary`."""
+    from pyspark.sql import SparkSession
+
+    from rl_bakery_dagster.assets.rl_evaluation import evaluate_canary
+    from rl_bakery_dagster.examples.gym_simulator import BatchedGym
+
+    preset = PRESETS["cartpole"]
+    version = played_version(app, f"{candidate_day}-canary", candidate_uri)
+    canary = {"checkpoint_uri": candidate_uri, "policy_version": version, "share": config.canary_share}
+    product = BatchedGym(ENV, preset.envs, seed=seed)
+    logs = play_day(product, app, deployed, canary, seed)
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    return evaluate_canary(app, spark.createDataFrame(logs), version, config)
+
+
+def final_outcome(gate: str, canary: dict[str, Any] | None) -> str:
+    """What finally happens to a candidate: the gate's outcome, or its canary's when the gate was unsure."""
+    from rl_bakery_dagster.evaluation.estimators import NOT_ENOUGH_EVIDENCE
+
+    return canary["outcome"] if gate == NOT_ENOUGH_EVIDENCE and canary is not None else gate
+
+
 def candidate_row(
-    kind: str, seed: int, day: str, record: dict[str, Any], truth: float, logging_truth: float
+    kind: str,
+    seed: int,
+    day: str,
+    record: dict[str, Any],
+    truth: float,
+    logging_truth: float,
+    canary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     estimates = record["estimates"]
     row: dict[str, Any] = {
@@ -152,6 +231,16 @@ def candidate_row(
         "discounted_effective_episodes": record.get("discounted_effective_episodes"),
         "logging_observed_return": record["logging_observed_return_per_episode"],
     }
+    row["canary"] = canary["outcome"] if canary else None
+    row["final"] = final_outcome(record["outcome"], canary)
+    if canary:
+        row |= {
+            "canary_return": canary["canary_return"],
+            "canary_other_return": canary["other_return"],
+            "canary_episodes": canary["canary_episodes"],
+            "canary_other_episodes": canary["other_episodes"],
+            "canary_minus_other_interval": [canary["difference"]["lower"], canary["difference"]["upper"]],
+        }
     row["poorly_covered_share"] = record.get("poorly_covered_share")
     row["fqe_final_loss"] = record.get("fqe_final_loss")
     for name, estimate in estimates.items():
@@ -167,9 +256,11 @@ def run_seed(
     seed: int, days: int, gate: dict[str, Any], episodes: int, workdir: Path | None, rows_out: Path | None
 ) -> list[dict]:
     from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
 
     from rl_bakery_dagster.assets.evaluation import deployment_record
     from rl_bakery_dagster.assets.rl_evaluation import SequentialEvaluationConfig, evaluate_rl_day
+    from rl_bakery_dagster.evaluation.estimators import NOT_ENOUGH_EVIDENCE
 
     started = time.perf_counter()
     home = Path(tempfile.mkdtemp(prefix=f"bench_rl_gate_{seed}_", dir=workdir))
@@ -178,13 +269,30 @@ def run_seed(
         records = run_days(app, home, seed, days, gate)
         rows = []
         truth_seed = TRUTH_SEED + 10_000 * seed
+        config = SequentialEvaluationConfig(**gate)
+        last = records[-1]
+        after_last = (
+            last["record"]["deployed_checkpoint"],
+            last["record"]["deployed_checkpoint_uri"],
+            last["record"]["deployed_epsilon"],
+        )
+        canary_seed = seed * 100_000 + 99_999  # one gym seed for every candidate's canary day
+
+        def judged_canary(index: int, record: dict[str, Any], uri: str) -> dict[str, Any] | None:
+            """The canary's verdict: played on the next logged day, or after the last on a simulated one."""
+            if record["outcome"] != NOT_ENOUGH_EVIDENCE or config.on_not_enough_evidence != "canary":
+                return None
+            if index + 1 < len(records):
+                return records[index + 1]["record"].get("canary_judged")
+            return canary_day(app, after_last, uri, record["day"], config, canary_seed)
+
         for index, day in enumerate(records):
             record = day["record"]
             truth = true_return(record["candidate_checkpoint_uri"], None, truth_seed + 100 * index, episodes)
             logging_truth = true_return(*day["logged_by"], truth_seed + 100 * index + 50, episodes)
-            rows.append(candidate_row("daily", seed, day["day"], record, truth, logging_truth))
+            canary = judged_canary(index, record, record["candidate_checkpoint_uri"])
+            rows.append(candidate_row("daily", seed, day["day"], record, truth, logging_truth, canary))
         # the bad candidates, judged on the last day's logs against the same logging policy
-        last = records[-1]
         logging_truth = rows[-1]["logging_true_return"]
         # two days suffice: the second day's checkpoint trains on the first day's logs, rewards negated
         flipped = build_app(home, seed, name="flipped", start_date=records[-2]["day"])
@@ -198,12 +306,16 @@ def run_seed(
         spark = SparkSession.getActiveSession()
         assert spark is not None
         logged = spark.read.parquet(last["timesteps"])
-        config = SequentialEvaluationConfig(**gate)
+        if last["record"].get("canary_judged"):  # judged against the deployed policy, as the asset does
+            tried = last["record"]["canary_judged"]["policy_version"]
+            logged = logged.filter(~F.col("policy_version").eqNullSafe(F.lit(tried)))
         for number, (kind, uri) in enumerate(bad.items()):
             epsilon = deployment_record(app, uri, last["day"]).epsilon
             record = evaluate_rl_day(app, logged, last["trajectories"], uri, epsilon, config)
+            record["day"] = last["day"]
             truth = true_return(uri, None, truth_seed + 5_000 + 100 * number, episodes)
-            rows.append(candidate_row(kind, seed, last["day"], record, truth, logging_truth))
+            canary = judged_canary(len(records), record, uri)
+            rows.append(candidate_row(kind, seed, last["day"], record, truth, logging_truth, canary))
         if rows_out is not None:
             with rows_out.open("a") as out:
                 out.writelines(json.dumps(row) + "\n" for row in rows)
@@ -296,9 +408,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "worse_candidates": len(worse),
         "close_or_better_candidates": len(close),
     }
-    for name in ("gate", *(f"{e}_outcome" for e in ESTIMATORS)):
-        label = "gate" if name == "gate" else name.removesuffix("_outcome")
+    for name in ("gate", "final", *(f"{e}_outcome" for e in ESTIMATORS)):
+        if name not in frame:  # rows recorded before canaries have no final outcome
+            continue
+        label = name.removesuffix("_outcome")
         summary[label] = outcome_shares(worse[name], close[name])
+    if "canary" in frame and frame.canary.notna().any():
+        summary["canary"] = outcome_shares(worse.canary.dropna(), close.canary.dropna()) | {
+            "candidates_in_a_canary": int(frame.canary.notna().sum()),
+            "worse_in_a_canary": int(worse.canary.notna().sum()),
+        }
     for rule in ("wdr_refuses", "wdr_discounted_ess"):
         judged = frame[rule].notna() if rule in frame else None
         if judged is not None and judged.any():

@@ -8,6 +8,8 @@ from pyspark.sql import functions as F
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.evaluation import (
+    EVALUATION_RECORD,
+    deployed_canary,
     deployed_checkpoint,
     deployed_exploration,
     deployment_record,
@@ -17,9 +19,10 @@ from rl_bakery_dagster.assets.evaluation import (
 from rl_bakery_dagster.assets.rl_evaluation import has_sequential_evaluation
 from rl_bakery_dagster.checkpoint_format import GREEDY_POLICY
 from rl_bakery_dagster.concurrency import application_pool
+from rl_bakery_dagster.evaluation.canary import canary_users
 from rl_bakery_dagster.partitions import days_between, single_run
 from rl_bakery_dagster.resources.agents import TFAgentsResource
-from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput
+from rl_bakery_dagster.resources.io_managers import Metric, SparkOutput, read_json
 from rl_bakery_dagster.transforms.scoring import Deployment, score_population
 
 
@@ -38,6 +41,7 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
     ) -> SparkOutput:
         spark = pyspark.spark_session
         frames = []
+        canary_versions: list[str] = []
         for day in context.partition_keys:
             deployed_day: str | None = day
             checkpoint: str | None = None
@@ -54,9 +58,10 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                     chosen = (
                         f"agent_checkpoint[{deployed_day}]" if deployed_day else "uniformly random actions"
                     )
+                    outcome = read_json(f"{policy_evaluation[day]}/{EVALUATION_RECORD}")["outcome"]
                     context.log.warning(
-                        f"{day}: the candidate agent_checkpoint[{day}] was refused by the deployment gate; "
-                        f"deploying {chosen} instead"
+                        f"{day}: the deployment gate did not accept the candidate agent_checkpoint[{day}] "
+                        f"({outcome.replace('_', ' ')}); deploying {chosen} instead"
                     )
                     context.add_output_metadata({"deployed_instead_of_candidate": chosen})
             record = deployment_record(app, checkpoint, deployed_day) if checkpoint and deployed_day else None
@@ -77,11 +82,34 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
                 f"epsilon {deployment.epsilon:g}"
             )
             population = population_table.read(spark, day)
-            frames.append(score_population(population, app.schema, app.action_space, deployment, day))
+            canary = deployed_canary(policy_evaluation[day]) if policy_evaluation is not None else None
+            if canary is None:
+                frames.append(score_population(population, app.schema, app.action_space, deployment, day))
+                continue
+            canary_record = deployment_record(app, canary["checkpoint_uri"], canary["checkpoint"])
+            canary_deployment = Deployment(
+                policy_uri=f"{canary['checkpoint_uri']}/{GREEDY_POLICY}",
+                policy_version=canary["policy_version"],
+                epsilon=canary_record.epsilon,
+                seed=deployment.seed + 1,
+            )
+            in_canary = canary_users(app.schema.env_id_columns, canary["share"], day)
+            context.log.info(
+                f"{day}: a canary of {canary['share']:.0%} of users plays {canary['policy_version']}, "
+                f"epsilon {canary_deployment.epsilon:g}; the others {deployment.policy_version}"
+            )
+            canary_versions.append(canary["policy_version"])
+            for users, chosen in ((~in_canary, deployment), (in_canary, canary_deployment)):
+                frames.append(
+                    score_population(population.filter(users), app.schema, app.action_space, chosen, day)
+                )
         frame = frames[0]
         for other in frames[1:]:
             frame = frame.unionByName(other)
         metrics = {"mean_propensity": Metric("mean", F.col("action_prob"))}
+        if canary_versions:
+            in_a_canary = F.col("policy_version").isin(canary_versions).cast("long")
+            metrics["canary_users"] = Metric("sum", in_a_canary)
         if app.action_space.is_discrete:
             explored = (F.col("action") != F.col("greedy_action")).cast("int")
             metrics["share_not_greedy"] = Metric("mean", explored)
@@ -123,7 +151,8 @@ def build_action_batch_asset(app: Application, partitions: dg.PartitionsDefiniti
             "policy_evaluation": dg.AssetIn(key=[app.name, "policy_evaluation"]),
         },
         description=description + " Deploys the policy that policy_evaluation[d] accepted: the day's "
-        "candidate, or the last accepted one when the deployment gate refused it.",
+        "candidate, or the last accepted one when the deployment gate refused it; when the gate started a "
+        "canary, its share of users (a stable hash of their ids and the day) gets the candidate instead.",
     )
     def gated_action_batch(
         context: dg.AssetExecutionContext,

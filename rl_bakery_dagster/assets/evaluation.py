@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -48,11 +49,12 @@ EVALUATION_RECORD = "evaluation.json"
 GATE_CHECK = "deployment_gate"
 MAX_LOGGING_POLICIES = 20
 """Observed values are reported for at most this many logging policy versions per day."""
-KEEP_LAST_ACCEPTED, EXPLORE, CANDIDATE, UNIFORM_RANDOM = (
+KEEP_LAST_ACCEPTED, EXPLORE, CANDIDATE, UNIFORM_RANDOM, CANARY = (
     "keep_last_accepted",
     "explore",
     "candidate",
     "uniform_random",
+    "canary",
 )
 ON_REFUSED = (KEEP_LAST_ACCEPTED, UNIFORM_RANDOM)
 ON_NOT_ENOUGH_EVIDENCE = (EXPLORE, KEEP_LAST_ACCEPTED, CANDIDATE)
@@ -120,13 +122,17 @@ class OffPolicyEvaluationConfig(dg.Config):
         "observed reward, then clip them into the reward range, before DM and DR",
     )
 
+    def not_enough_evidence_choices(self) -> tuple[str, ...]:
+        return ON_NOT_ENOUGH_EVIDENCE
+
     def validate_choices(self) -> None:
         """Raises a sentence for a value outside the documented choices (checked before any work)."""
         if self.on_refused not in ON_REFUSED:
             raise ValueError(f"on_refused must be one of {', '.join(ON_REFUSED)}, got {self.on_refused!r}")
-        if self.on_not_enough_evidence not in ON_NOT_ENOUGH_EVIDENCE:
+        choices = self.not_enough_evidence_choices()
+        if self.on_not_enough_evidence not in choices:
             raise ValueError(
-                f"on_not_enough_evidence must be one of {', '.join(ON_NOT_ENOUGH_EVIDENCE)}, "
+                f"on_not_enough_evidence must be one of {', '.join(choices)}, "
                 f"got {self.on_not_enough_evidence!r}"
             )
         if not 0.0 <= self.exploration_when_unsure <= 1.0:
@@ -423,6 +429,17 @@ def build_policy_evaluation_asset(
     return policy_evaluation
 
 
+@dataclass(frozen=True)
+class CanaryPlan:
+    """How a gate gets on-policy evidence (`rl_bakery_dagster.evaluation.canary`): `judge(day, logged,
+    canary)` decides on day d's logs the canary that day d-1 started; with `start`, a candidate with not
+    enough evidence is played the next day to `share` of users (the last accepted policy to the rest)."""
+
+    share: float
+    start: bool
+    judge: Callable[[str, DataFrame, Mapping[str, Any]], dict]
+
+
 Judge = Callable[[str, DataFrame, str, float], dict]
 """(day, the day's logged timesteps, the candidate's checkpoint URI, its epsilon) → the day's record."""
 """(the day's logged timesteps, candidate checkpoint URI, its epsilon) → the day's record with an
@@ -442,15 +459,22 @@ def judge_days(
     judge: Judge,
     choose: Choose,
     metadata_of: Callable[[Mapping], dict[str, object]],
+    canary: CanaryPlan | None = None,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The day loop both evaluation assets share (bandit and sequential): judge each day's candidate,
     choose what to deploy from the outcome and the last accepted checkpoint, write the records and the
-    gate check. `judge`, `choose` and `metadata_of` are what differs between the two."""
+    gate check. `judge`, `choose` and `metadata_of` are what differs between the two; with `canary`,
+    the previous day's canary is judged first (accepted, it becomes the last accepted checkpoint) and
+    the candidate is judged on the other users' logs."""
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE
+
     days = sorted(context.partition_keys)
     before = previous_evaluation.get(shift_day(days[0], -1))
     last_accepted: tuple[str, str] | None = None
+    pending: Mapping[str, Any] | None = None
     if before is not None:
         previous = read_json(f"{before}/{EVALUATION_RECORD}")
+        pending = previous.get("canary")
         # records written before the three outcomes only knew the deployed checkpoint
         day_key = (
             "last_accepted_checkpoint" if "last_accepted_checkpoint" in previous else "deployed_checkpoint"
@@ -465,6 +489,7 @@ def judge_days(
     scratch = tempfile.mkdtemp(prefix=f"rl_bakery_{app.name}_evaluation_")
     outputs: dict[str, AgentArtifacts] = {}
     outcomes: dict[str, str] = {}
+    canary_outcomes: dict[str, str] = {}
     try:
         for day in days:
             checkpoint = stored_checkpoint(app, agent_checkpoint, day, "policy_evaluation")
@@ -472,6 +497,21 @@ def judge_days(
             version = policy_version(app.name, day, candidate.total_train_steps)
             context.log.info(f"{day}: evaluating {version} on the day's logs")
             logged = timesteps.filter(F.col(PARTITION_COLUMN) == day)
+            judged: dict | None = None
+            if pending is not None and canary is not None:
+                judged = judge_canary(context, canary, day, logged, pending)
+                canary_outcomes[day] = (
+                    f"agent_checkpoint[{pending['checkpoint']}] {judged['outcome'].replace('_', ' ')}"
+                )
+                if judged["outcome"] == ACCEPTED:
+                    last_accepted = (pending["checkpoint"], pending["checkpoint_uri"])
+                # the candidate is judged against the deployed policy: on the users outside the canary
+                logged = logged.filter(~F.col("policy_version").eqNullSafe(F.lit(pending["policy_version"])))
+            elif pending is not None:
+                context.log.warning(
+                    f"{day}: agent_checkpoint[{pending['checkpoint']}] played to a canary, but the logs "
+                    "carry no policy version to tell its users apart: it is not judged"
+                )
             record = judge(day, logged, checkpoint, candidate.epsilon)
             outcomes[day] = record["outcome"]
             deployed, deployed_epsilon, deployment = choose(
@@ -479,7 +519,22 @@ def judge_days(
             )
             if record["accepted"]:
                 last_accepted = (day, checkpoint)
+            pending = None
+            if canary is not None and canary.start and record["outcome"] == NOT_ENOUGH_EVIDENCE:
+                pending = {
+                    "checkpoint": day,
+                    "checkpoint_uri": checkpoint,
+                    "policy_version": version,
+                    "share": canary.share,
+                    "epsilon": candidate.epsilon,
+                }
+                deployment = (
+                    f"{deployment}; and to a canary of {canary.share:.0%} of users the candidate "
+                    f"agent_checkpoint[{day}], judged on-policy on {shift_day(day, 1)}'s logs"
+                )
             record |= {
+                "canary_judged": judged,
+                "canary": pending,
                 "day": day,
                 "candidate": version,
                 "candidate_checkpoint_uri": checkpoint,
@@ -508,13 +563,38 @@ def judge_days(
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     yield dg.Output(outputs, metadata=metadata if len(days) == 1 else {})
-    yield gate_check_result(key, outcomes, metadata)
+    yield gate_check_result(key, outcomes, metadata, canary_outcomes)
+
+
+def judge_canary(
+    context: dg.AssetExecutionContext,
+    canary: CanaryPlan,
+    day: str,
+    logged: DataFrame,
+    pending: Mapping[str, Any],
+) -> dict:
+    """The verdict on the canary that the previous day started, judged on `day`'s logs, with its numbers."""
+    context.log.info(
+        f"{day}: judging the canary agent_checkpoint[{pending['checkpoint']}] ({pending['policy_version']}, "
+        f"{pending['share']:.0%} of users) on-policy against the other users"
+    )
+    judged = canary.judge(day, logged, pending) | {
+        "checkpoint": pending["checkpoint"],
+        "checkpoint_uri": pending["checkpoint_uri"],
+        "policy_version": pending["policy_version"],
+    }
+    context.log.info(f"{day}: canary: {judged['reason']}")
+    return judged
 
 
 def gate_check_result(
-    key: dg.AssetKey, outcomes: Mapping[str, str], last_metadata: Mapping[str, object]
+    key: dg.AssetKey,
+    outcomes: Mapping[str, str],
+    last_metadata: Mapping[str, object],
+    canary_outcomes: Mapping[str, str] | None = None,
 ) -> dg.AssetCheckResult:
-    """Passes when every day's candidate was accepted; otherwise a WARN naming each day's outcome."""
+    """Passes when every day's candidate was accepted; otherwise a WARN naming each day's outcome (and the
+    verdicts on canaries judged on these days)."""
     from rl_bakery_dagster.evaluation.estimators import ACCEPTED, OUTCOMES
 
     by_outcome = {o: [d for d, got in outcomes.items() if got == o] for o in OUTCOMES}
@@ -526,6 +606,9 @@ def gate_check_result(
         **{f"{o}_days": ", ".join(days) or "none" for o, days in by_outcome.items()},
         "evaluated_days": ", ".join(outcomes),
     }
+    if canary_outcomes:
+        metadata["canary_verdicts"] = "; ".join(f"{d}: {v}" for d, v in canary_outcomes.items())
+        summary += f"; canaries judged: {metadata['canary_verdicts']}"
     for name in ("effective_sample_size", "max_weight", "gate", "deployed"):
         if name in last_metadata:
             metadata[name if len(outcomes) == 1 else f"last_day_{name}"] = last_metadata[name]
@@ -548,3 +631,9 @@ def deployed_checkpoint(evaluation_uri: str) -> tuple[str | None, str | None]:
 def deployed_exploration(evaluation_uri: str) -> float | None:
     """The least epsilon `policy_evaluation` asks the deployed policy to explore with (None: its own)."""
     return read_json(f"{evaluation_uri}/{EVALUATION_RECORD}").get("deployed_epsilon")
+
+
+def deployed_canary(evaluation_uri: str) -> dict[str, Any] | None:
+    """The canary `policy_evaluation` started for the next day (checkpoint, its URI, policy version,
+    share of users, epsilon), or None."""
+    return read_json(f"{evaluation_uri}/{EVALUATION_RECORD}").get("canary")

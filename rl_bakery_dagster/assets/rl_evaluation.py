@@ -26,7 +26,9 @@ from pyspark.sql import DataFrame
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.assets.evaluation import (
-    KEEP_LAST_ACCEPTED,
+    CANARY,
+    ON_NOT_ENOUGH_EVIDENCE,
+    CanaryPlan,
     OffPolicyEvaluationConfig,
     choose_deployment,
     evaluation_asset_arguments,
@@ -95,10 +97,23 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
         "rewards, the candidate is worse (benchmarks/LEARNING.md, 'Registered before seeds 10-19')",
     )
     on_not_enough_evidence: str = Field(
-        default=KEEP_LAST_ACCEPTED,
-        description="what action_batch deploys when there is not enough evidence: keep_last_accepted (the "
-        "RL default: a sequential policy nobody could check is not played to every user), explore (the "
-        "candidate with epsilon raised to exploration_when_unsure), or candidate (as trained)",
+        default=CANARY,
+        description="what action_batch deploys when there is not enough evidence: canary (the RL default: "
+        "the last accepted checkpoint to most users and the candidate to canary_share of them, judged "
+        "on-policy on the next day's logs; needs TimestepSchema.policy_version_column, without which it "
+        "is keep_last_accepted), keep_last_accepted (a sequential policy nobody could check is not played "
+        "to anyone), explore (the candidate with epsilon raised to exploration_when_unsure), or candidate "
+        "(as trained)",
+    )
+    canary_share: float = Field(
+        default=0.2,
+        description="the share of users (a stable hash of their env ids and the day) that play a candidate "
+        "with not enough evidence for a day (on_not_enough_evidence: canary)",
+    )
+    min_canary_episodes: float = Field(
+        default=10.0,
+        description="below this many episodes played whole by the canary (or by the other users) on its day, "
+        "the canary's verdict is 'not enough evidence' and it is not deployed",
     )
     replicates: int = Field(default=200, description="Poisson bootstrap replicates over episodes")
     seed: int = Field(default=0, description="seeds the bootstrap weights")
@@ -107,8 +122,16 @@ class SequentialEvaluationConfig(OffPolicyEvaluationConfig):
     )
     max_horizon: int = Field(default=10_000, description="most decisions per episode evaluated")
 
+    def not_enough_evidence_choices(self) -> tuple[str, ...]:
+        return (CANARY, *ON_NOT_ENOUGH_EVIDENCE)
+
     def validate_choices(self) -> None:
         super().validate_choices()
+        if not 0.0 < self.canary_share <= 0.5 or self.min_canary_episodes < 0.0:
+            raise ValueError(
+                f"canary_share must lie in (0, 0.5] (a canary is the minority), got {self.canary_share}, and "
+                f"min_canary_episodes must be non-negative, got {self.min_canary_episodes}"
+            )
         if self.estimator not in GATE_ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(GATE_ESTIMATORS)}, got {self.estimator!r}")
         if self.relative_tolerance < 0.0 or self.replicates < 20:
@@ -206,6 +229,70 @@ def wdr_refusal(
             "logged rewards, it is worse, so it is refused (wdr_refuses_without_floor)."
         ),
     }
+
+
+def canary_sentence(outcome: str, judged: Mapping, tolerance: float, floor: float, confidence: float) -> str:
+    """Why the canary's verdict is what it is, with the numbers."""
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, REFUSED
+
+    canary, other = judged["canary_episodes"], judged["other_episodes"]
+    if min(canary, other) < floor or not math.isfinite(judged["difference"]["value"]):
+        return (
+            f"The canary's day holds {canary:.0f} episodes played whole by the canary and {other:.0f} by "
+            f"the other users, below the floor of {floor:g} for either: not enough evidence, so it is not "
+            "deployed."
+        )
+    d = judged["difference"]
+    change = (
+        f"Played to its canary, the candidate returned {judged['canary_return']:.4g} per episode over "
+        f"{canary:.0f} episodes, the other users' policy {judged['other_return']:.4g} over {other:.0f}: a "
+        f"difference of {d['value']:+.4g} ({confidence:.0%} bootstrap CI {d['lower']:+.4g} to "
+        f"{d['upper']:+.4g})"
+    )
+    if outcome == REFUSED:
+        return f"{change}; the whole interval is below {-tolerance:+.4g}: confidently worse, refused."
+    if outcome == ACCEPTED:
+        return (
+            f"{change}; the whole interval is at or above {-tolerance:+.4g}: confidently not worse, accepted "
+            "on-policy; it is now the last accepted checkpoint."
+        )
+    return f"{change}; the interval straddles {-tolerance:+.4g}: not enough evidence, so it is not deployed."
+
+
+def evaluate_canary(
+    app: Application, logged: DataFrame, canary_version: str, config: SequentialEvaluationConfig
+) -> dict:
+    """The on-policy verdict on a canary from the logs of the day it played (`evaluation.canary`): the
+    paired-by-replicate bootstrap interval of its mean observed return per episode minus the other
+    users', judged by the gate's three-way decision and tolerance (relative to the other users' return)."""
+    from rl_bakery_dagster.evaluation.canary import canary_replicates
+    from rl_bakery_dagster.evaluation.estimators import three_way_decision
+    from rl_bakery_dagster.transforms.decisions import EPISODE, logged_decisions
+
+    decisions = logged_decisions(logged, app.schema, with_policy_version=True)
+    episode_columns = [*app.schema.env_id_columns, EPISODE]
+    arms = canary_replicates(decisions, episode_columns, canary_version, config.replicates, config.seed)
+    difference = arms["canary_mean"] - arms["other_mean"]
+    low, high = _interval(difference[1:], config.confidence)
+    other = float(arms["other_mean"][0])
+    tolerance = config.tolerance + config.relative_tolerance * (abs(other) if math.isfinite(other) else 0.0)
+    canary_episodes, other_episodes = float(arms["canary"][0]), float(arms["other"][0])
+    outcome = three_way_decision(
+        low, high, tolerance, min(canary_episodes, other_episodes), config.min_canary_episodes
+    )
+    judged = {
+        "outcome": outcome,
+        "canary_episodes": canary_episodes,
+        "other_episodes": other_episodes,
+        "canary_return": float(arms["canary_mean"][0]),
+        "other_return": other,
+        "difference": {"value": float(difference[0]), "lower": low, "upper": high},
+        "tolerance": tolerance,
+    }
+    judged["reason"] = canary_sentence(
+        outcome, judged, tolerance, config.min_canary_episodes, config.confidence
+    )
+    return judged
 
 
 def fqe_support(scored: DataFrame, rare: float) -> dict[str, float]:
@@ -463,7 +550,8 @@ def evaluate_rl_day(
 
 
 def rl_day_metadata(record: Mapping) -> dict[str, object]:
-    """What the UI shows for one day: the outcome, each estimate with its interval, ESS, observed return."""
+    """What the UI shows for one day: the outcome, each estimate with its interval, ESS, observed return,
+    and the verdict on the canary judged that day."""
     metadata: dict[str, object] = {
         "outcome": record["outcome"],
         "accepted": record["accepted"],
@@ -472,6 +560,17 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
         "gate": record["reason"],
         "episodes": record["episodes"],
     }
+    if record.get("canary"):
+        metadata["canary_next_day"] = (
+            f"agent_checkpoint[{record['canary']['checkpoint']}] to {record['canary']['share']:.0%} of users"
+        )
+    judged = record.get("canary_judged")
+    if judged:
+        metadata |= {
+            "canary_judged": f"agent_checkpoint[{judged['checkpoint']}]",
+            "canary_outcome": judged["outcome"],
+            "canary_verdict": judged["reason"],
+        }
     numbers = {
         "effective_sample_size": record["effective_episodes"],
         "discounted_effective_sample_size": record.get("discounted_effective_episodes"),
@@ -481,6 +580,16 @@ def rl_day_metadata(record: Mapping) -> dict[str, object]:
     }
     for name, e in record["estimates"].items():
         numbers |= {name: e["value"], f"{name}_lower": e["lower"], f"{name}_upper": e["upper"]}
+    if judged:
+        d = judged["difference"]
+        numbers |= {
+            "canary_return": judged["canary_return"],
+            "canary_other_return": judged["other_return"],
+            "canary_episodes": judged["canary_episodes"],
+            "canary_minus_other": d["value"],
+            "canary_minus_other_lower": d["lower"],
+            "canary_minus_other_upper": d["upper"],
+        }
     for name, value in numbers.items():
         if value is not None and math.isfinite(value):
             metadata[name] = float(value)
@@ -518,9 +627,30 @@ def build_rl_policy_evaluation_asset(
             ),
             lambda outcome, candidate, last: choose_deployment(outcome, candidate, last, config),
             rl_day_metadata,
+            canary_plan(app, config, context.log.warning),
         )
 
     return policy_evaluation
+
+
+def canary_plan(
+    app: Application, config: SequentialEvaluationConfig, warn: Callable[[str], None] | None = None
+) -> CanaryPlan | None:
+    """Canaries for an application whose logs name the policy of each row (None otherwise: a canary's
+    users could not be told apart, so with on_not_enough_evidence: canary the last accepted stays)."""
+    if not app.schema.policy_version_column:
+        if warn is not None and config.on_not_enough_evidence == CANARY:
+            warn(
+                f"{app.name}: on_not_enough_evidence is canary, but the timestep schema has no "
+                "policy_version_column: no canary can be judged, so a candidate with not enough evidence is "
+                "not played to anyone (keep_last_accepted)"
+            )
+        return None
+    return CanaryPlan(
+        share=config.canary_share,
+        start=config.on_not_enough_evidence == CANARY and config.gate,
+        judge=lambda _day, logged, canary: evaluate_canary(app, logged, canary["policy_version"], config),
+    )
 
 
 def has_sequential_evaluation(app: Application) -> bool:

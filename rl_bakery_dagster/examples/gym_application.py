@@ -44,6 +44,7 @@ def gym_application(
     eval_episodes: int,
     trajectory: TrajectorySettings,
     start_date: str = START_DATE,
+    policy_version_column: str | None = None,
 ) -> Application:
     return Application(
         name=name,
@@ -55,6 +56,7 @@ def gym_application(
             # the simulator logs exact propensities of discrete actions (off-policy evaluation needs
             # them); a continuous action has a density, not a probability: only model-based estimates
             action_prob_column="action_prob" if action_space.is_discrete else None,
+            policy_version_column=policy_version_column,
         ),
         action_space=action_space,
         agent=agent,
@@ -71,6 +73,7 @@ def preset_application(
     agent: TFAgentsResource | None = None,
     warehouse: str | None = None,
     start_date: str = START_DATE,
+    policy_version_column: str | None = None,
 ) -> Application:
     """The example `name` as `presets.PRESETS[name]` configures it (`agent` replaces its agent)."""
     from rl_bakery_dagster.examples.presets import PRESETS
@@ -86,4 +89,5 @@ def preset_application(
         eval_episodes=preset.day_eval_episodes,
         trajectory=preset.trajectory_settings(),
         start_date=start_date,
+        policy_version_column=policy_version_column,
     )

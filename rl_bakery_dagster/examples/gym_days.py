@@ -108,6 +108,10 @@ class Day:
     """With the RL deployment gate: the outcome for this day's candidate."""
     deployed: str | None = None
     """With the RL deployment gate: the checkpoint (its day) deployed after this day, None before any."""
+    canary: str | None = None
+    """With the RL deployment gate: the candidate (its day) played to a canary of users the next day."""
+    canary_verdict: str | None = None
+    """With the RL deployment gate: the verdict on the canary that played this day, e.g. 'refused'."""
 
 
 def play_days(
@@ -132,13 +136,17 @@ def play_days(
         EVALUATION_RECORD,
         deployed_checkpoint,
         deployed_exploration,
+        deployment_record,
+        policy_version,
     )
     from rl_bakery_dagster.assets.rl_evaluation import has_sequential_evaluation
     from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
+        canary_envs,
         deployed_policy,
         random_policy,
+        split_policy,
         tf_policy,
         write_day,
     )
@@ -157,10 +165,13 @@ def play_days(
     if gated and evaluation_config:
         run_config["ops"] = {f"{app.name}__policy_evaluation": {"config": evaluation_config}}
     deployed: tuple[str | None, str | None, float | None] = (None, None, None)  # day, uri, epsilon
+    canary: dict[str, Any] | None = None
     for offset in range(preset.days):
         day = shift_day(first_day, offset)
         started = time.perf_counter()
         policy: BatchPolicy
+        version = f"{app.name}@uniform_random"
+        in_canary = np.zeros(preset.envs, dtype=bool)
         if offset > 0 and gated:
             deployed_day, uri, epsilon = deployed
             policy = deployed_policy(uri, app.action_space.num_actions, seed * 1_000 + offset, epsilon)
@@ -169,6 +180,16 @@ def play_days(
                 if deployed_day is not None
                 else "random (uniform): the gate has accepted no checkpoint yet"
             )
+            if deployed_day is not None and uri is not None:
+                steps = deployment_record(app, uri, deployed_day).total_train_steps
+                version = policy_version(app.name, deployed_day, steps)
+            if canary is not None:
+                in_canary = canary_envs(preset.envs, canary["share"], seed * 1_000 + offset + 500)
+                tried = deployed_policy(
+                    canary["checkpoint_uri"], app.action_space.num_actions, seed * 1_000 + offset + 700
+                )
+                policy = split_policy(policy, tried, in_canary)
+                played_by += f"; {in_canary.sum()} players: agent_checkpoint[{canary['checkpoint']}] (canary)"
         elif offset > 0:
             saved = storage.read_uri(checkpoints, shift_day(day, -1))
             if app.action_space.is_discrete:
@@ -181,15 +202,22 @@ def play_days(
         else:
             policy, played_by = random_policy(product.action_space, seed), "random (uniform)"
         logs = product.log(policy, preset.steps_per_env, columns)
+        if app.schema.policy_version_column:
+            canary_version = canary["policy_version"] if canary is not None else version
+            logs[app.schema.policy_version_column] = np.where(
+                in_canary[logs["user_id"].to_numpy()], canary_version, version
+            )
         write_day(logs, app.warehouse.uri, day)  # type: ignore[attr-defined]
         result = job.execute_in_process(
             partition_key=day, instance=instance, run_config=run_config, raise_on_error=True
         )
-        gate = None
+        gate = verdict = None
         if gated:
             evaluation = storage.read_uri([app.name, "policy_evaluation"], day)
             deployed = (*deployed_checkpoint(evaluation), deployed_exploration(evaluation))
-            gate = read_json(f"{evaluation}/{EVALUATION_RECORD}")["outcome"]
+            record = read_json(f"{evaluation}/{EVALUATION_RECORD}")
+            gate, canary = record["outcome"], record.get("canary")
+            verdict = (record.get("canary_judged") or {}).get("outcome")
         metadata = next(
             event.materialization.metadata
             for event in result.get_asset_materialization_events()
@@ -209,6 +237,8 @@ def play_days(
             seconds=round(time.perf_counter() - started, 1),
             gate=gate,
             deployed=deployed[0],
+            canary=canary["checkpoint"] if canary else None,
+            canary_verdict=verdict,
         )
 
 
@@ -281,6 +311,10 @@ def main(name: str, argv: list[str] | None = None) -> None:
         if day.gate is not None:
             chosen = f"agent_checkpoint[{day.deployed}]" if day.deployed else "nothing yet (random play)"
             gate = f"; gate: {day.gate.replace('_', ' ')}, deploying {chosen}"
+            if day.canary_verdict is not None:
+                gate = f"; canary verdict: {day.canary_verdict.replace('_', ' ')}{gate}"
+            if day.canary is not None:
+                gate += f", and agent_checkpoint[{day.canary}] to a canary"
         print(
             f"{day.day}: {day.timesteps} timesteps played by {day.played_by}; trained "
             f"{day.train_steps} steps in {day.seconds:.0f}s; greedy policy return "

@@ -344,6 +344,34 @@ def deployed_policy(
     return epsilon_greedy(greedy, epsilon, num_actions, seed)
 
 
+def canary_envs(num_envs: int, share: float, seed: int) -> np.ndarray:
+    """Which of `num_envs` simulated users are in a canary of `share`: round(share * num_envs) of them
+    (at least one), drawn by `seed`. (The product's `action_batch` hashes user ids instead; a simulator
+    with a handful of users draws an exact count so that every canary gets users.)"""
+    chosen = np.zeros(num_envs, dtype=bool)
+    count = min(num_envs, max(1, round(share * num_envs)))
+    chosen[np.random.default_rng(seed).permutation(num_envs)[:count]] = True
+    return chosen
+
+
+def split_policy(others: BatchPolicy, canary: BatchPolicy, in_canary: np.ndarray) -> BatchPolicy:
+    """`canary` plays the envs where `in_canary` is True and `others` the rest, each with its propensities."""
+
+    def play(
+        step_type: np.ndarray, reward: np.ndarray, discount: np.ndarray, observation: np.ndarray
+    ) -> Played:
+        first = others(step_type, reward, discount, observation)
+        second = canary(step_type, reward, discount, observation)
+        if not (isinstance(first, Played) and isinstance(second, Played)):
+            raise ValueError("a canary splits policies that log propensities (discrete actions)")
+        return Played(
+            np.where(in_canary, second.actions, first.actions),
+            np.where(in_canary, second.propensities, first.propensities),
+        )
+
+    return play
+
+
 def evaluate(policy: BatchPolicy, env_name: str, episodes: int, seed: int) -> EvaluationResult:
     """Plays one episode in each of `episodes` environments and reports the returns."""
     batch = BatchedGym(env_name, episodes, seed)

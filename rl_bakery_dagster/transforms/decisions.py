@@ -27,11 +27,15 @@ EPISODE = "episode"
 """Number of the episode within its env on the day (1 = the first that starts on the day)."""
 
 
-def logged_decisions(timesteps: DataFrame, schema: TimestepSchema) -> DataFrame:
+def logged_decisions(
+    timesteps: DataFrame, schema: TimestepSchema, with_policy_version: bool = False
+) -> DataFrame:
     """One row per decision of every episode that starts in `timesteps`: env ids, `episode`, `t`,
-    the observation columns, `action`, `action_prob` and `reward` (the reward of the next timestep).
+    the observation columns, `action`, `action_prob` and `reward` (the reward of the next timestep),
+    and with `with_policy_version` the logged `policy_version` of the policy that chose the action.
     """
     env = [F.col(c) for c in schema.env_id_columns]
+    version = [F.col("policy_version")] if with_policy_version else []
     order = Window.partitionBy(*env).orderBy(schema.timestep_column)
     rows = timesteps.select(
         *env,
@@ -40,6 +44,7 @@ def logged_decisions(timesteps: DataFrame, schema: TimestepSchema) -> DataFrame:
         *[F.col(c) for c in schema.observation_columns],
         F.col("action"),
         F.col("action_prob").cast("double").alias("action_prob"),
+        *version,
         F.sum((F.col("step_type") == FIRST).cast("int")).over(order).alias(EPISODE),
         F.lead("reward").over(order).cast("double").alias("next_reward"),
         F.lead("step_type").over(order).alias("next_step_type"),
@@ -57,6 +62,7 @@ def logged_decisions(timesteps: DataFrame, schema: TimestepSchema) -> DataFrame:
         *[F.col(c) for c in schema.observation_columns],
         F.col("action"),
         F.col("action_prob"),
+        *version,
         F.col("next_reward").alias("reward"),
     )
 

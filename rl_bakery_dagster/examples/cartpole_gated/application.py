@@ -1,4 +1,8 @@
-"""CartPole-v0 with `lag_days = 1`: the application gets `policy_evaluation` and its deployment gate."""
+"""CartPole-v0 with `lag_days = 1`: the application gets `policy_evaluation` and its deployment gate.
+
+Its logs name the policy that chose each action (`policy_version`), so a candidate the gate cannot judge
+off-policy is played to a canary of users and judged on-policy the next day.
+"""
 
 from rl_bakery_dagster.application import ActionSpace, Application
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
@@ -19,4 +23,5 @@ def cartpole_gated_application(
         agent,
         warehouse,
         start_date,
+        policy_version_column="policy_version",
     )
