@@ -216,7 +216,10 @@ def candidate_row(
     truth: float,
     logging_truth: float,
     canary: dict[str, Any] | None = None,
+    canary_day_truth: float | None = None,
 ) -> dict[str, Any]:
+    """`canary_day_truth`: the true return of the policy the candidate's canary played beside (the one
+    deployed after the candidate's day), which its final outcome compares it with."""
     estimates = record["estimates"]
     row: dict[str, Any] = {
         "seed": seed,
@@ -233,6 +236,9 @@ def candidate_row(
     }
     row["canary"] = canary["outcome"] if canary else None
     row["final"] = final_outcome(record["outcome"], canary)
+    decided_against = canary_day_truth if canary and canary_day_truth is not None else logging_truth
+    row["final_compared_true_return"] = decided_against
+    row["relative_to_final_comparator"] = truth / decided_against - 1.0
     if canary:
         row |= {
             "canary_return": canary["canary_return"],
@@ -286,12 +292,28 @@ def run_seed(
                 return records[index + 1]["record"].get("canary_judged")
             return canary_day(app, after_last, uri, record["day"], config, canary_seed)
 
+        logged_truth = [
+            true_return(*day["logged_by"], truth_seed + 100 * index + 50, episodes)
+            for index, day in enumerate(records)
+        ]
+        # the policy deployed after the last day: every canary of the last day plays beside it
+        logged_truth.append(true_return(*after_last[1:], truth_seed + 100 * len(records) + 50, episodes))
         for index, day in enumerate(records):
             record = day["record"]
             truth = true_return(record["candidate_checkpoint_uri"], None, truth_seed + 100 * index, episodes)
-            logging_truth = true_return(*day["logged_by"], truth_seed + 100 * index + 50, episodes)
             canary = judged_canary(index, record, record["candidate_checkpoint_uri"])
-            rows.append(candidate_row("daily", seed, day["day"], record, truth, logging_truth, canary))
+            rows.append(
+                candidate_row(
+                    "daily",
+                    seed,
+                    day["day"],
+                    record,
+                    truth,
+                    logged_truth[index],
+                    canary,
+                    logged_truth[index + 1],
+                )
+            )
         # the bad candidates, judged on the last day's logs against the same logging policy
         logging_truth = rows[-1]["logging_true_return"]
         # two days suffice: the second day's checkpoint trains on the first day's logs, rewards negated
@@ -315,7 +337,9 @@ def run_seed(
             record["day"] = last["day"]
             truth = true_return(uri, None, truth_seed + 5_000 + 100 * number, episodes)
             canary = judged_canary(len(records), record, uri)
-            rows.append(candidate_row(kind, seed, last["day"], record, truth, logging_truth, canary))
+            rows.append(
+                candidate_row(kind, seed, last["day"], record, truth, logging_truth, canary, logged_truth[-1])
+            )
         if rows_out is not None:
             with rows_out.open("a") as out:
                 out.writelines(json.dumps(row) + "\n" for row in rows)
@@ -408,15 +432,20 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "worse_candidates": len(worse),
         "close_or_better_candidates": len(close),
     }
-    for name in ("gate", "final", *(f"{e}_outcome" for e in ESTIMATORS)):
-        if name not in frame:  # rows recorded before canaries have no final outcome
-            continue
+    for name in ("gate", *(f"{e}_outcome" for e in ESTIMATORS)):
         label = name.removesuffix("_outcome")
         summary[label] = outcome_shares(worse[name], close[name])
-    if "canary" in frame and frame.canary.notna().any():
-        summary["canary"] = outcome_shares(worse.canary.dropna(), close.canary.dropna()) | {
+    if "final" in frame:  # judged against the policy each final decision compared the candidate with
+        relative = frame.relative_to_final_comparator
+        final_worse, final_close = frame[relative <= WORSE - 1.0], frame[relative >= CLOSE - 1.0]
+        summary["final"] = outcome_shares(final_worse.final, final_close.final) | {
+            "worse_candidates": len(final_worse),
+            "close_or_better_candidates": len(final_close),
+        }
+        summary["canary"] = outcome_shares(final_worse.canary.dropna(), final_close.canary.dropna()) | {
             "candidates_in_a_canary": int(frame.canary.notna().sum()),
-            "worse_in_a_canary": int(worse.canary.notna().sum()),
+            "worse_in_a_canary": int(final_worse.canary.notna().sum()),
+            "close_or_better_in_a_canary": int(final_close.canary.notna().sum()),
         }
     for rule in ("wdr_refuses", "wdr_discounted_ess"):
         judged = frame[rule].notna() if rule in frame else None

@@ -111,8 +111,9 @@ def test_gated_example_plays_what_its_gate_deployed(
     spark: object, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`cartpole_gated`: every day after the first is played by the checkpoint the gate deployed the
-    day before (the newest accepted one; uniform play before any), and its logs carry that
-    checkpoint's epsilon; the candidates still learn."""
+    day before (the newest accepted one, by the gate or by its canary; uniform play before any), and a
+    candidate with not enough evidence by its canary's players; each row carries its policy's
+    version and epsilon; the candidates still learn."""
     import dagster as dg
     import pandas as pd
 
@@ -133,22 +134,46 @@ def test_gated_example_plays_what_its_gate_deployed(
 
     assert {day.gate for day in days} <= {ACCEPTED, REFUSED, NOT_ENOUGH_EVIDENCE}
     newest_accepted: list[str | None] = []
-    for day in days:  # keep_last_accepted, applied by hand to the outcomes
-        newest_accepted.append(day.day if day.gate == ACCEPTED else (newest_accepted or [None])[-1])
+    last: str | None = None
+    for before, day in zip([None, *days], days, strict=False):  # the deployment rule, by hand
+        if day.canary_verdict == ACCEPTED:  # the previous day's canary, judged on this day's logs
+            assert before is not None and before.canary is not None
+            last = before.canary
+        if day.gate == ACCEPTED:
+            last = day.day
+        newest_accepted.append(last)
+        assert (day.canary == day.day) == (day.gate == NOT_ENOUGH_EVIDENCE), day
+        assert (day.canary_verdict is not None) == (before is not None and before.canary is not None), day
     assert [day.deployed for day in days] == newest_accepted
     # epsilon by hand: 0.6 -> 0.05 linearly over 2,000 train steps; with lag 1, day k's checkpoint
     # has trained 1,000 steps on each of the k - 1 days before it
     epsilon = {day.day: max(0.05, 0.6 - 0.55 * 1000 * index / 2000) for index, day in enumerate(days)}
+
+    def propensities(rows: pd.DataFrame) -> list[float]:
+        return sorted({round(float(p), 6) for p in rows["action_prob"]})
+
+    def epsilon_greedy(rate: float) -> list[float]:
+        return sorted({round(rate / 2, 6), round(1 - rate / 2, 6)})
+
     for before, day in itertools.pairwise(days):
         logged = pd.read_parquet(f"{home / 'warehouse'}/dt={day.day}")
-        propensities = sorted({round(float(p), 6) for p in logged["action_prob"]})
+        tried = logged.policy_version.str.startswith(f"cartpole_gated@{before.canary}#")
+        if before.canary is not None:  # round(20 % of 10 players) play the canary, at its own epsilon
+            assert tried.sum() == 2 * preset.steps_per_env, day
+            assert propensities(logged[tried]) == epsilon_greedy(epsilon[before.canary]), day
+            assert f"2 players: agent_checkpoint[{before.canary}] (canary)" in day.played_by
+        else:
+            assert not tried.any()
+        others = logged[~tried]
         if before.deployed is None:
             assert day.played_by.startswith("random (uniform)"), day
-            assert propensities == [0.5]
+            assert propensities(others) == [0.5]
+            assert set(others.policy_version) == {"cartpole_gated@uniform_random"}
         else:
-            assert day.played_by == f"agent_checkpoint[{before.deployed}] (deployed by the gate)"
+            assert day.played_by.startswith(f"agent_checkpoint[{before.deployed}] (deployed by the gate)")
             rate = epsilon[before.deployed]
-            assert propensities == sorted({round(rate / 2, 6), round(1 - rate / 2, 6)}), (day, rate)
+            assert propensities(others) == epsilon_greedy(rate), (day, rate)
+            assert all(v.startswith(f"cartpole_gated@{before.deployed}#") for v in set(others.policy_version))
 
     final = final_evaluation(app, defs, preset, 0, days[-1].day, 20)
     assert final.mean_return > random_bar(preset.env, 20, 300), (final, [day.gate for day in days])
@@ -176,7 +201,9 @@ def test_every_example_module_is_runnable_and_listed_in_the_workspace(home: Path
     evaluation = gated.resolve_assets_def(dg.AssetKey(["cartpole_gated", "policy_evaluation"]))
     (gate,) = evaluation.check_specs  # the RL gate's own description: its estimator and RL's default
     assert "bootstrap interval over episodes" in (gate.description or "")
-    assert "(by default the last accepted checkpoint)" in (gate.description or "")
+    assert "(by default the last accepted checkpoint, and the candidate to a canary" in (
+        gate.description or ""
+    )
     for name in ("cartpole", "ddqn_cartpole", "acrobot", "cartpole_v1", "cartpole_gated"):
         assert importlib.util.find_spec(f"rl_bakery_dagster.examples.{name}.__main__") is not None
 

@@ -77,8 +77,10 @@ RL_GATE_DESCRIPTION = (
     "the last accepted checkpoint stays deployed (on_refused). not enough evidence: the interval "
     "straddles the tolerance, the evidence is below the floor, or fitted Q evaluation is not trusted (it "
     "diverged, or the logs rarely take the candidate's actions); what on_not_enough_evidence says is "
-    "deployed (by default the last accepted checkpoint). The check passes only when every day is "
-    "accepted; otherwise it warns (a WARN does not block action_batch, which deploys as described)."
+    "deployed (by default the last accepted checkpoint, and the candidate to a canary of canary_share of "
+    "users for one day, judged on-policy on the next day's logs: accepted there, it becomes the last "
+    "accepted checkpoint). The check passes only when every day is accepted; otherwise it warns (a WARN "
+    "does not block action_batch, which deploys as described)."
 )
 
 
