@@ -237,10 +237,15 @@ def canary_sentence(outcome: str, judged: Mapping, tolerance: float, floor: floa
 
     canary, other = judged["canary_episodes"], judged["other_episodes"]
     if min(canary, other) < floor or not math.isfinite(judged["difference"]["value"]):
+        means = [
+            f"{name} returned {judged[key]:.4g} per episode"
+            for name, key in (("the canary", "canary_return"), ("the others", "other_return"))
+            if math.isfinite(judged[key])
+        ]
         return (
             f"The canary's day holds {canary:.0f} episodes played whole by the canary and {other:.0f} by "
-            f"the other users, below the floor of {floor:g} for either: not enough evidence, so it is not "
-            "deployed."
+            f"the other users{' (' + ', '.join(means) + ')' if means else ''}, below the floor of {floor:g} "
+            "for either: not enough evidence, so it is not deployed."
         )
     d = judged["difference"]
     change = (
