@@ -68,15 +68,6 @@ def build_app(home: Path, seed: int, name: str = "cartpole", start_date: str | N
     return dataclasses.replace(app, name=name, schema=schema, trajectory=trajectory, evaluator=None)
 
 
-def played_version(app: Any, day: str | None, uri: str | None) -> str:
-    """The `policy_version` the product logs for a deployed checkpoint (uniform random before any)."""
-    from rl_bakery_dagster.assets.evaluation import deployment_record, policy_version
-
-    if day is None or uri is None:
-        return f"{app.name}@uniform_random"
-    return policy_version(app.name, day, deployment_record(app, uri, day).total_train_steps)
-
-
 def play_day(
     product: Any,
     app: Any,
@@ -84,21 +75,15 @@ def play_day(
     canary: dict[str, Any] | None,
     seed: int,
 ) -> pd.DataFrame:
-    """One day of logs: the deployed policy (day, uri, epsilon) to every player but the canary's, which
-    plays the canary's checkpoint epsilon-greedy; each row names its policy, as `action_batch` deploys."""
+    """One day of logs as the gated example plays it (`gym_days.gated_play`): the deployed policy (day,
+    uri, epsilon) to every player but the canary's; each row names its policy."""
     from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
-    from rl_bakery_dagster.examples.gym_simulator import canary_envs, deployed_policy, split_policy
+    from rl_bakery_dagster.examples.gym_days import gated_play
 
     preset = PRESETS["cartpole"]
-    policy = deployed_policy(deployed[1], 2, seed, deployed[2])
-    version = played_version(app, deployed[0], deployed[1])
-    in_canary = np.zeros(preset.envs, dtype=bool)
-    if canary is not None:
-        in_canary = canary_envs(preset.envs, canary["share"], seed + 500)
-        policy = split_policy(policy, deployed_policy(canary["checkpoint_uri"], 2, seed + 700), in_canary)
-    logs = product.log(policy, preset.steps_per_env, OBSERVATION_COLUMNS)
-    tried = canary["policy_version"] if canary is not None else version
-    logs["policy_version"] = np.where(in_canary[logs["user_id"].to_numpy()], tried, version)
+    play = gated_play(app, deployed, canary, preset.envs, seed)
+    logs = product.log(play.policy, preset.steps_per_env, OBSERVATION_COLUMNS)
+    play.name_rows(logs)
     return logs
 
 
@@ -188,11 +173,13 @@ def canary_day(
     the candidate, judged by the product's own `evaluate_canary`."""
     from pyspark.sql import SparkSession
 
+    from rl_bakery_dagster.assets.evaluation import deployment_record, policy_version
     from rl_bakery_dagster.assets.rl_evaluation import evaluate_canary
     from rl_bakery_dagster.examples.gym_simulator import BatchedGym
 
     preset = PRESETS["cartpole"]
-    version = played_version(app, f"{candidate_day}-canary", candidate_uri)
+    steps = deployment_record(app, candidate_uri, candidate_day).total_train_steps
+    version = policy_version(app.name, f"{candidate_day}-canary", steps)
     canary = {"checkpoint_uri": candidate_uri, "policy_version": version, "share": config.canary_share}
     product = BatchedGym(ENV, preset.envs, seed=seed)
     logs = play_day(product, app, deployed, canary, seed)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.examples.gym_simulator import BatchPolicy
@@ -91,6 +92,51 @@ def ou_random_policy(space: Any, seed: int, theta: float = 0.15, sigma: float = 
 
 
 @dataclass(frozen=True)
+class GatedPlay:
+    """What a product behind the RL gate plays on a day: the deployed checkpoint to every player but a
+    canary's, which play the canary's checkpoint; `version` and `canary_version` name them in the logs."""
+
+    policy: BatchPolicy
+    in_canary: np.ndarray
+    version: str
+    canary_version: str | None
+
+    def name_rows(self, logs: pd.DataFrame, column: str = "policy_version") -> None:
+        """Adds `column`: the version of the policy that played each row (by its `user_id`)."""
+        tried = self.canary_version or self.version
+        logs[column] = np.where(self.in_canary[logs["user_id"].to_numpy()], tried, self.version)
+
+
+def gated_play(
+    app: Application,
+    deployed: tuple[str | None, str | None, float | None],
+    canary: dict[str, Any] | None,
+    num_envs: int,
+    seed: int,
+) -> GatedPlay:
+    """The day's play after `policy_evaluation` deployed (day, uri, at least epsilon) of a checkpoint
+    (uniformly random without one) and perhaps started `canary` (its record in `evaluation.json`):
+    epsilon-greedy with exact propensities; seeds: `seed` for the deployed policy, `seed + 500` for
+    the canary's players, `seed + 700` for the canary's policy."""
+    from rl_bakery_dagster.assets.evaluation import deployment_record, policy_version
+    from rl_bakery_dagster.examples.gym_simulator import canary_envs, deployed_policy, split_policy
+
+    deployed_day, uri, epsilon = deployed
+    actions = app.action_space.num_actions
+    policy = deployed_policy(uri, actions, seed, epsilon)
+    version = f"{app.name}@uniform_random"
+    if deployed_day is not None and uri is not None:
+        version = policy_version(
+            app.name, deployed_day, deployment_record(app, uri, deployed_day).total_train_steps
+        )
+    if canary is None:
+        return GatedPlay(policy, np.zeros(num_envs, dtype=bool), version, None)
+    in_canary = canary_envs(num_envs, canary["share"], seed + 500)
+    tried = deployed_policy(canary["checkpoint_uri"], actions, seed + 700)
+    return GatedPlay(split_policy(policy, tried, in_canary), in_canary, version, canary["policy_version"])
+
+
+@dataclass(frozen=True)
 class Day:
     """One simulated day: what was logged, how it trained, and its checkpoint's greedy return."""
 
@@ -136,17 +182,13 @@ def play_days(
         EVALUATION_RECORD,
         deployed_checkpoint,
         deployed_exploration,
-        deployment_record,
-        policy_version,
     )
     from rl_bakery_dagster.assets.rl_evaluation import has_sequential_evaluation
     from rl_bakery_dagster.checkpoint_format import COLLECT_POLICY
     from rl_bakery_dagster.examples.gym_simulator import (
         BatchedGym,
-        canary_envs,
         deployed_policy,
         random_policy,
-        split_policy,
         tf_policy,
         write_day,
     )
@@ -170,26 +212,19 @@ def play_days(
         day = shift_day(first_day, offset)
         started = time.perf_counter()
         policy: BatchPolicy
-        version = f"{app.name}@uniform_random"
-        in_canary = np.zeros(preset.envs, dtype=bool)
+        play: GatedPlay | None = None
         if offset > 0 and gated:
-            deployed_day, uri, epsilon = deployed
-            policy = deployed_policy(uri, app.action_space.num_actions, seed * 1_000 + offset, epsilon)
+            play = gated_play(app, deployed, canary, preset.envs, seed * 1_000 + offset)
+            policy = play.policy
             played_by = (
-                f"agent_checkpoint[{deployed_day}] (deployed by the gate)"
-                if deployed_day is not None
+                f"agent_checkpoint[{deployed[0]}] (deployed by the gate)"
+                if deployed[0] is not None
                 else "random (uniform): the gate has accepted no checkpoint yet"
             )
-            if deployed_day is not None and uri is not None:
-                steps = deployment_record(app, uri, deployed_day).total_train_steps
-                version = policy_version(app.name, deployed_day, steps)
             if canary is not None:
-                in_canary = canary_envs(preset.envs, canary["share"], seed * 1_000 + offset + 500)
-                tried = deployed_policy(
-                    canary["checkpoint_uri"], app.action_space.num_actions, seed * 1_000 + offset + 700
+                played_by += (
+                    f"; {play.in_canary.sum()} players: agent_checkpoint[{canary['checkpoint']}] (canary)"
                 )
-                policy = split_policy(policy, tried, in_canary)
-                played_by += f"; {in_canary.sum()} players: agent_checkpoint[{canary['checkpoint']}] (canary)"
         elif offset > 0:
             saved = storage.read_uri(checkpoints, shift_day(day, -1))
             if app.action_space.is_discrete:
@@ -202,11 +237,11 @@ def play_days(
         else:
             policy, played_by = random_policy(product.action_space, seed), "random (uniform)"
         logs = product.log(policy, preset.steps_per_env, columns)
-        if app.schema.policy_version_column:
-            canary_version = canary["policy_version"] if canary is not None else version
-            logs[app.schema.policy_version_column] = np.where(
-                in_canary[logs["user_id"].to_numpy()], canary_version, version
-            )
+        if app.schema.policy_version_column and play is not None:
+            play.name_rows(logs, app.schema.policy_version_column)
+        elif app.schema.policy_version_column:
+            played = "uniform_random" if offset == 0 else f"{shift_day(day, -1)}#collect"
+            logs[app.schema.policy_version_column] = f"{app.name}@{played}"
         write_day(logs, app.warehouse.uri, day)  # type: ignore[attr-defined]
         result = job.execute_in_process(
             partition_key=day, instance=instance, run_config=run_config, raise_on_error=True
