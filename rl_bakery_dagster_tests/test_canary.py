@@ -156,3 +156,32 @@ def test_canary_users_are_a_stable_hashed_share_that_changes_with_the_day(spark)
     assert abs(len(first & next_day) / 20_000 - share**2) < 5 * math.sqrt(share**2 * (1 - share**2) / 20_000)
     assert users.filter(canary_users(["user_id"], 0.5, "2024-01-01")).count() > 0
     assert users.select(F.col("user_id")).count() == 20_000
+
+
+def test_a_canary_needs_logs_that_name_their_policy_and_a_minority_share() -> None:
+    from rl_bakery_dagster.assets.rl_evaluation import canary_plan
+
+    without_versions = tiny_cartpole(Path("unused"))
+    warnings: list[str] = []
+    assert canary_plan(without_versions, SequentialEvaluationConfig(), warnings.append) is None
+    assert (
+        len(warnings) == 1 and "policy_version_column" in warnings[0] and "keep_last_accepted" in warnings[0]
+    )
+    quiet: list[str] = []
+    chosen = SequentialEvaluationConfig(on_not_enough_evidence="keep_last_accepted")
+    assert canary_plan(without_versions, chosen, quiet.append) is None and not quiet
+
+    plan = canary_plan(app_with_versions(), SequentialEvaluationConfig())
+    assert plan is not None and plan.start and plan.share == 0.2
+    # a canary already playing is still judged, but no new one starts unless canary is chosen
+    for config in (chosen, SequentialEvaluationConfig(gate=False)):
+        plan = canary_plan(app_with_versions(), config)
+        assert plan is not None and not plan.start
+
+    for share in (0.0, 0.6, -0.1):
+        with pytest.raises(ValueError, match="canary_share must lie in"):
+            SequentialEvaluationConfig(canary_share=share).validate_choices()
+    from rl_bakery_dagster.assets.evaluation import OffPolicyEvaluationConfig
+
+    with pytest.raises(ValueError, match="on_not_enough_evidence must be one of explore"):
+        OffPolicyEvaluationConfig(on_not_enough_evidence="canary").validate_choices()  # bandits: no canary
