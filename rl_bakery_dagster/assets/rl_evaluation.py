@@ -268,8 +268,9 @@ def evaluate_canary(
     app: Application, logged: DataFrame, canary_version: str, config: SequentialEvaluationConfig
 ) -> dict:
     """The on-policy verdict on a canary from the logs of the day it played (`evaluation.canary`): the
-    paired-by-replicate bootstrap interval of its mean observed return per episode minus the other
-    users', judged by the gate's three-way decision and tolerance (relative to the other users' return)."""
+    bootstrap interval (each replicate resamples both arms' episodes) of its mean observed return per
+    episode minus the other users', judged by the gate's three-way decision and tolerance (relative to
+    the other users' return)."""
     from rl_bakery_dagster.evaluation.canary import canary_replicates
     from rl_bakery_dagster.evaluation.estimators import three_way_decision
     from rl_bakery_dagster.transforms.decisions import EPISODE, logged_decisions
