@@ -4,12 +4,19 @@ import dataclasses
 from pathlib import Path
 
 import dagster as dg
+import gym
 import pandas as pd
 
 from rl_bakery_dagster.application import Application
 from rl_bakery_dagster.definitions import build_definitions
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS, cartpole_application
-from rl_bakery_dagster.examples.gym_simulator import BatchedGym, random_policy, write_day
+from rl_bakery_dagster.examples.gym_simulator import (
+    BatchedGym,
+    deployed_policy,
+    evaluate,
+    random_policy,
+    write_day,
+)
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.agents import TFAgentsResource
 from rl_bakery_dagster.resources.storage import StorageRoot
@@ -52,3 +59,21 @@ def definitions(home: Path, app: Application) -> dg.Definitions:
 def stored(home: Path, app: str, asset: str, day: str) -> Path:
     """The committed version of `<app>/<asset>[day]` under the test home (what a reader sees)."""
     return Path(StorageRoot(str(home / "storage")).read_uri([app, asset], day))
+
+
+def true_returns(home: Path, days: list[str], episodes: int = 200) -> tuple[float, dict[str, float]]:
+    """The simulator's oracle: uniform random play's mean CartPole return, and each day's stored
+    checkpoint played as it would be deployed (epsilon-greedy), on the same unseen episodes."""
+    random_return = evaluate(
+        random_policy(gym.spaces.Discrete(2), 1), "CartPole-v0", episodes, seed=77
+    ).mean_return
+    truth = {
+        day: evaluate(
+            deployed_policy(str(stored(home, "cartpole", "agent_checkpoint", day)), 2, seed=3),
+            "CartPole-v0",
+            episodes,
+            seed=77,
+        ).mean_return
+        for day in days
+    }
+    return random_return, truth

@@ -16,7 +16,6 @@ import dataclasses
 from pathlib import Path
 
 import dagster as dg
-import gym
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -30,7 +29,6 @@ from rl_bakery_dagster.examples.gym_simulator import (
     BatchedGym,
     canary_envs,
     deployed_policy,
-    evaluate,
     random_policy,
     split_policy,
     tf_policy,
@@ -39,7 +37,7 @@ from rl_bakery_dagster.examples.gym_simulator import (
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.io_managers import read_json
-from rl_bakery_dagster_tests.apps import START, definitions, stored, tiny_cartpole
+from rl_bakery_dagster_tests.apps import START, definitions, stored, tiny_cartpole, true_returns
 
 DAYS = [shift_day(START, offset) for offset in range(3)]
 PLAYERS, STEPS, USERS, SHARE, TOLERANCE = 64, 100, 2000, 0.5, 0.2
@@ -125,18 +123,7 @@ def test_canaries_refuse_a_sabotage_and_accept_a_trained_candidate_on_policy(spa
     assert f"agent_checkpoint[{trained}] accepted" in checks[-1].metadata["canary_verdicts"].value
 
     # the oracle: the simulator's true returns, each candidate played as deployed, against random play
-    random_return = evaluate(
-        random_policy(gym.spaces.Discrete(2), 1), "CartPole-v0", 200, seed=77
-    ).mean_return
-    truth = {
-        day: evaluate(
-            deployed_policy(str(stored(home, "cartpole", "agent_checkpoint", day)), 2, seed=3),
-            "CartPole-v0",
-            200,
-            seed=77,
-        ).mean_return
-        for day in (sabotaged, trained)
-    }
+    random_return, truth = true_returns(home, [sabotaged, trained])
     assert truth[sabotaged] < (1 - TOLERANCE) * random_return < random_return < truth[trained], truth
 
     # action_batch[day 1] gave the canary's share of users the sabotage's epsilon-greedy actions

@@ -14,7 +14,6 @@ import dataclasses
 from pathlib import Path
 
 import dagster as dg
-import gym
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,15 +25,13 @@ from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENC
 from rl_bakery_dagster.examples.cartpole.application import OBSERVATION_COLUMNS
 from rl_bakery_dagster.examples.gym_simulator import (
     BatchedGym,
-    deployed_policy,
-    evaluate,
     random_policy,
     write_day,
 )
 from rl_bakery_dagster.jobs import DAILY_JOB
 from rl_bakery_dagster.partitions import shift_day
 from rl_bakery_dagster.resources.io_managers import read_json
-from rl_bakery_dagster_tests.apps import START, definitions, stored, tiny_cartpole
+from rl_bakery_dagster_tests.apps import START, definitions, stored, tiny_cartpole, true_returns
 
 DAYS = [shift_day(START, offset) for offset in range(2)]
 TOLERANCE = 0.2
@@ -124,18 +121,7 @@ def test_the_gate_refuses_a_sabotaged_candidate_and_accepts_a_trained_one(spark,
 
     # the simulator agrees: the refused candidate is truly worse by more than the tolerance, the
     # accepted one truly better than the uniform play that logged the day
-    random_return = evaluate(
-        random_policy(gym.spaces.Discrete(2), 1), "CartPole-v0", 200, seed=77
-    ).mean_return
-    truth = {
-        day: evaluate(
-            deployed_policy(str(stored(home, "cartpole", "agent_checkpoint", day)), 2, seed=3),
-            "CartPole-v0",
-            200,
-            seed=77,
-        ).mean_return
-        for day in DAYS
-    }
+    random_return, truth = true_returns(home, DAYS)
     assert truth[sabotaged] < (1 - TOLERANCE) * random_return < random_return < truth[trained], truth
 
     for day, record in records.items():
