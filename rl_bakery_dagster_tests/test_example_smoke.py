@@ -39,7 +39,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
     "cartpole_v1": {
         "sizes": {"days": 2, "envs": 10, "steps_per_env": 200, "day_eval_episodes": 10},
-        "agent": {**CARTPOLE_SMOKE_AGENT, "td_errors_loss": "squared", "gradient_clipping": None},
+        "agent": CARTPOLE_SMOKE_AGENT,
         "episodes": 20,
         "random_runs": 300,
     },
