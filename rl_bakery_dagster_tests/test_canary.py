@@ -173,10 +173,22 @@ def test_a_canary_needs_logs_that_name_their_policy_and_a_minority_share() -> No
 
     plan = canary_plan(app_with_versions(), SequentialEvaluationConfig())
     assert plan is not None and plan.start and plan.share == 0.2
+    # only a candidate the logs could not judge goes to a canary, and the canary names what it plays
+    started = plan.started(NOT_ENOUGH_EVIDENCE, "2024-01-02", "file:///c", "app@2024-01-02#step9", 0.05)
+    assert started == {
+        "checkpoint": "2024-01-02",
+        "checkpoint_uri": "file:///c",
+        "policy_version": "app@2024-01-02#step9",
+        "share": 0.2,
+        "epsilon": 0.05,
+    }
+    assert plan.started(ACCEPTED, "2024-01-02", "file:///c", "v", 0.05) is None
+    assert plan.started(REFUSED, "2024-01-02", "file:///c", "v", 0.05) is None
     # a canary already playing is still judged, but no new one starts unless canary is chosen
     for config in (chosen, SequentialEvaluationConfig(gate=False)):
         plan = canary_plan(app_with_versions(), config)
         assert plan is not None and not plan.start
+        assert plan.started(NOT_ENOUGH_EVIDENCE, "2024-01-02", "file:///c", "v", 0.05) is None
 
     for share in (0.0, 0.6, -0.1):
         with pytest.raises(ValueError, match="canary_share must lie in"):

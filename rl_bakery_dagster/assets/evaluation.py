@@ -441,11 +441,26 @@ class CanaryPlan:
     start: bool
     judge: Callable[[str, DataFrame, Mapping[str, Any]], dict]
 
+    def started(
+        self, outcome: str, day: str, checkpoint: str, version: str, epsilon: float | None
+    ) -> dict[str, Any] | None:
+        """The canary this outcome starts the next day (the record `judge` reads back), if any."""
+        from rl_bakery_dagster.evaluation.estimators import NOT_ENOUGH_EVIDENCE
+
+        if not self.start or outcome != NOT_ENOUGH_EVIDENCE:
+            return None
+        return {
+            "checkpoint": day,
+            "checkpoint_uri": checkpoint,
+            "policy_version": version,
+            "share": self.share,
+            "epsilon": epsilon,
+        }
+
 
 Judge = Callable[[str, DataFrame, str, float], dict]
-"""(day, the day's logged timesteps, the candidate's checkpoint URI, its epsilon) → the day's record."""
-"""(the day's logged timesteps, candidate checkpoint URI, its epsilon) → the day's record with an
-`outcome`, `accepted` and `reason`."""
+"""(day, the day's logged timesteps, the candidate's checkpoint URI, its epsilon) → the day's record
+with an `outcome`, `accepted` and `reason`."""
 Choose = Callable[
     [str, tuple[str, str], "tuple[str, str] | None"], "tuple[tuple[str, str] | None, float | None, str]"
 ]
@@ -468,7 +483,7 @@ def judge_days(
     gate check. `judge`, `choose` and `metadata_of` are what differs between the two; with `canary`,
     the previous day's canary is judged first (accepted, it becomes the last accepted checkpoint) and
     the candidate is judged on the other users' logs."""
-    from rl_bakery_dagster.evaluation.estimators import ACCEPTED, NOT_ENOUGH_EVIDENCE
+    from rl_bakery_dagster.evaluation.estimators import ACCEPTED
 
     days = sorted(context.partition_keys)
     before = previous_evaluation.get(shift_day(days[0], -1))
@@ -521,17 +536,14 @@ def judge_days(
             )
             if record["accepted"]:
                 last_accepted = (day, checkpoint)
-            pending = None
-            if canary is not None and canary.start and record["outcome"] == NOT_ENOUGH_EVIDENCE:
-                pending = {
-                    "checkpoint": day,
-                    "checkpoint_uri": checkpoint,
-                    "policy_version": version,
-                    "share": canary.share,
-                    "epsilon": candidate.epsilon,
-                }
+            pending = (
+                canary.started(record["outcome"], day, checkpoint, version, candidate.epsilon)
+                if canary is not None
+                else None
+            )
+            if pending is not None:
                 deployment = (
-                    f"{deployment}; and to a canary of {canary.share:.0%} of users the candidate "
+                    f"{deployment}; and to a canary of {pending['share']:.0%} of users the candidate "
                     f"agent_checkpoint[{day}], judged on-policy on {shift_day(day, 1)}'s logs"
                 )
             record |= {
