@@ -179,6 +179,7 @@ def build_preset(args: argparse.Namespace) -> GymPreset:
     return dataclasses.replace(
         preset,
         agent=agent,
+        run_fractions={name: f for name, f in preset.run_fractions.items() if name not in args.agent},
         trajectory=trajectory,
         days=pick("days"),
         envs=pick("envs"),

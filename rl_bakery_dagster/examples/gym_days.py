@@ -293,10 +293,8 @@ def final_evaluation(
     return evaluate(greedy, preset.env, episodes, seed=FINAL_EVAL_SEED + 1_000 * seed)
 
 
-def main(name: str, argv: list[str] | None = None) -> None:
-    """`python -m rl_bakery_dagster.examples.<name>`: the preset's days in the local Dagster instance."""
-    import os
-
+def parse_command_line(name: str, argv: list[str] | None) -> tuple[GymPreset, argparse.Namespace]:
+    """The example's preset with the command line's sizes applied, and the parsed arguments."""
     preset = PRESETS[name]
     parser = argparse.ArgumentParser(
         description=f"Simulate {preset.env} days and train on each through the Dagster graph "
@@ -321,6 +319,14 @@ def main(name: str, argv: list[str] | None = None) -> None:
         envs=args.envs,
         steps_per_env=args.steps_per_env,
     )
+    return preset, args
+
+
+def main(name: str, argv: list[str] | None = None) -> None:
+    """`python -m rl_bakery_dagster.examples.<name>`: the preset's days in the local Dagster instance."""
+    import os
+
+    preset, args = parse_command_line(name, argv)
 
     os.environ.setdefault("RL_BAKERY_SPARK_CONF", '{"spark.log.level": "ERROR"}')
     from rl_bakery_dagster.definitions import bakery_home, build_definitions

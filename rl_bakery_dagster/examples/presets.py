@@ -23,6 +23,12 @@ class GymPreset:
     `agent` holds `TFAgentsResource` fields; `envs * steps_per_env` timesteps are logged each
     day, for `days` days; day 1 is played by `first_day_policy` (uniform, or Ornstein-Uhlenbeck
     noise for a continuous action); `day_eval_episodes` greedy episodes score each checkpoint.
+
+    `run_fractions` names agent step counts that belong to the run rather than to a day (a
+    learning rate that decays over the run, the Zoo's exploration over 12 % of it), as a fraction
+    of the run's train steps (`days * train_steps_per_day`): `agent` holds them resolved, and
+    replacing `days` or the train steps resolves them again, so `--days 20` keeps the schedule's
+    shape instead of ending it halfway.
     """
 
     env: str
@@ -35,6 +41,12 @@ class GymPreset:
     trajectory: dict[str, int] = field(
         default_factory=lambda: {"n_step": 1, "lookback_days": 1, "lag_days": 0, "window_days": 30}
     )
+    run_fractions: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        run_train_steps = self.days * int(self.agent["train_steps_per_day"])
+        resolved = {name: round(fraction * run_train_steps) for name, fraction in self.run_fractions.items()}
+        object.__setattr__(self, "agent", {**self.agent, **resolved})
 
     @property
     def algorithm(self) -> str:
@@ -49,8 +61,9 @@ class GymPreset:
         return TrajectorySettings(**self.trajectory)
 
     def with_agent(self, **fields: Any) -> GymPreset:
-        """This preset with some agent fields replaced."""
-        return dataclasses.replace(self, agent={**self.agent, **fields})
+        """This preset with some agent fields replaced (a field given here is no longer a run fraction)."""
+        fractions = {name: f for name, f in self.run_fractions.items() if name not in fields}
+        return dataclasses.replace(self, agent={**self.agent, **fields}, run_fractions=fractions)
 
 
 _CARTPOLE_DQN_AGENT: dict[str, Any] = {
@@ -123,7 +136,6 @@ PRESETS: dict[str, GymPreset] = {
             "learning_rate": 6.3e-4,
             "gamma": 0.99,
             "epsilon_greedy": 1.0,
-            "epsilon_decay_steps": 12_000,
             "epsilon_greedy_final": 0.1,
             "target_update_period": 250,
             "td_errors_loss": "huber",
@@ -135,6 +147,7 @@ PRESETS: dict[str, GymPreset] = {
         envs=20,
         steps_per_env=500,
         day_eval_episodes=20,
+        run_fractions={"epsilon_decay_steps": 0.12},  # 12,000 of the run's 100,000 train steps
     ),
     # CartPole-v1 (500-step episodes) within the RL Zoo's 50,000 timesteps (its online DQN: 500), with
     # the CartPole-v0 preset's agent (2,500 train steps a day: half a gradient step per logged
@@ -142,11 +155,12 @@ PRESETS: dict[str, GymPreset] = {
     # the learning rate's decay over the run the near-greedy later days pull the policy back (LEARNING.md)
     "cartpole_v1": GymPreset(
         env="CartPole-v1",
-        agent={**_CARTPOLE_DQN_AGENT, "train_steps_per_day": 2500, "learning_rate_decay_steps": 25_000},
+        agent={**_CARTPOLE_DQN_AGENT, "train_steps_per_day": 2500},
         days=10,
         envs=10,
         steps_per_env=500,
         day_eval_episodes=20,
+        run_fractions={"learning_rate_decay_steps": 1.0},  # to a tenth over the run's 25,000 train steps
     ),
 }
 
