@@ -1,7 +1,7 @@
 """Schedules that span a run follow the run's length, in the examples and in the benchmark.
 
 The expected step counts are hand products of the sizes LEARNING.md publishes: CartPole-v1's
-learning rate decays over all 10 x 2,500 train steps, Acrobot's exploration over 12 % of its
+learning rate decays over all 20 x 1,250 train steps, Acrobot's exploration over 12 % of its
 10 x 10,000 (the RL Zoo's exploration fraction).
 """
 
@@ -40,8 +40,10 @@ def test_a_longer_or_shorter_run_stretches_the_learning_rate_decay(
 
 
 def test_the_example_command_line_resolves_the_schedule_for_its_own_sizes() -> None:
-    preset, _ = parse_command_line("cartpole_v1", ["--days", "20"])
-    assert preset.agent["learning_rate_decay_steps"] == 20 * 2_500
+    preset, _ = parse_command_line("cartpole_v1", ["--days", "40"])
+    assert preset.agent["learning_rate_decay_steps"] == 40 * 1_250
+    preset, _ = parse_command_line("cartpole_v1", ["--days", "3", "--train-steps", "700"])
+    assert preset.agent["learning_rate_decay_steps"] == 3 * 700
     preset, _ = parse_command_line("acrobot", ["--days", "5", "--train-steps", "400"])
     assert preset.agent["epsilon_decay_steps"] == round(0.12 * 5 * 400)
     preset, _ = parse_command_line("cartpole_v1", [])
@@ -60,7 +62,7 @@ def test_the_benchmark_stretches_the_schedule_unless_its_agent_json_names_the_fi
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     learning = importlib.import_module("learning")
     spec = learning.build_preset(learning.parse_args(["--preset", "cartpole_v1", "--days", "4"]))
-    assert spec.agent["learning_rate_decay_steps"] == 4 * 2_500
+    assert spec.agent["learning_rate_decay_steps"] == 4 * 1_250
     spec = learning.build_preset(learning.parse_args(["--preset", "acrobot", "--train-steps", "500"]))
     assert spec.agent["epsilon_decay_steps"] == round(0.12 * 10 * 500)
     argv = ["--preset", "cartpole_v1", "--days", "4", "--agent", '{"learning_rate_decay_steps": 123}']
