@@ -93,17 +93,10 @@ PRESETS: dict[str, GymPreset] = {
         day_eval_episodes=100,
     ),
     # DDQN CartPole-v0 within RL Bakery's budget of 6,600 timesteps: six small days rather than
-    # three larger ones, so the greedy policy's own play is logged (and corrected) more often; 3,000
-    # train steps a day (the runs that missed with 2,000 were still climbing on day 6), with
-    # exploration stretched to match, so epsilon still reaches its floor on day 4
+    # three larger ones, so the greedy policy's own play is logged (and corrected) more often
     "ddqn_cartpole": GymPreset(
         env="CartPole-v0",
-        agent={
-            **_CARTPOLE_DQN_AGENT,
-            "algorithm": "ddqn",
-            "train_steps_per_day": 3000,
-            "epsilon_decay_steps": 12_000,
-        },
+        agent={**_CARTPOLE_DQN_AGENT, "algorithm": "ddqn"},
         days=6,
         envs=10,
         steps_per_env=110,
