@@ -50,6 +50,12 @@ def test_the_example_command_line_resolves_the_schedule_for_its_own_sizes() -> N
     assert preset.agent == PRESETS["cartpole_v1"].agent
 
 
+def test_a_run_too_short_for_a_whole_step_still_has_a_schedule() -> None:
+    """0 decay steps means a constant rate: a tiny run must not turn Acrobot's decay off."""
+    preset, _ = parse_command_line("acrobot", ["--days", "1", "--train-steps", "4"])
+    assert preset.agent["epsilon_decay_steps"] == 1  # 0.12 x 4 = 0.48 train steps
+
+
 def test_a_step_count_given_explicitly_is_kept_whatever_the_run_length() -> None:
     preset = PRESETS["cartpole_v1"].with_agent(learning_rate_decay_steps=7)
     assert dataclasses.replace(preset, days=30).agent["learning_rate_decay_steps"] == 7

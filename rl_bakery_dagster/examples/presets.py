@@ -45,7 +45,8 @@ class GymPreset:
 
     def __post_init__(self) -> None:
         run_train_steps = self.days * int(self.agent["train_steps_per_day"])
-        resolved = {name: round(fraction * run_train_steps) for name, fraction in self.run_fractions.items()}
+        # at least one step: 0 would mean "no schedule" (a constant rate), not "a very short one"
+        resolved = {name: max(1, round(f * run_train_steps)) for name, f in self.run_fractions.items()}
         object.__setattr__(self, "agent", {**self.agent, **resolved})
 
     @property
