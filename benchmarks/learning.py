@@ -160,8 +160,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build_preset(args: argparse.Namespace) -> GymPreset:
     """The chosen preset with the command line's overrides."""
-    preset = PRESETS[args.preset]
-    agent = {**preset.agent, **args.agent}
+    preset = PRESETS[args.preset].with_agent(**args.agent)
+    agent = dict(preset.agent)
     if args.algo is not None:
         agent["algorithm"] = args.algo
     if args.train_steps is not None:
@@ -179,7 +179,6 @@ def build_preset(args: argparse.Namespace) -> GymPreset:
     return dataclasses.replace(
         preset,
         agent=agent,
-        run_fractions={name: f for name, f in preset.run_fractions.items() if name not in args.agent},
         trajectory=trajectory,
         days=pick("days"),
         envs=pick("envs"),
