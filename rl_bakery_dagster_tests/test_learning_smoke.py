@@ -64,3 +64,24 @@ def test_learning_benchmark_prints_its_result_as_the_last_line(
     assert run["eval_return_metadata_types"] == ["FloatMetadataValue"]
     assert all(math.isfinite(day["eval_return_mean"]) for day in run["days"])
     assert list(workdir.iterdir()) == []  # the run's temporary home is removed
+
+
+def test_online_baseline_trains_gradient_steps_after_each_rollout(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`benchmarks/online_dqn.py`, tiny: a random warm-up, then `gradient_steps` per rollout."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    online = importlib.import_module("online_dqn")
+    argv = ["--preset", "cartpole", "--timesteps", "700", "--learning-starts", "100", "--envs", "2"]
+    argv += ["--train-freq", "200", "--gradient-steps", "7", "--eval-episodes", "3", "--seed", "4"]
+    argv += ["--agent", '{"fc_layer_params": [8], "batch_size": 8}']
+    result = online.main(argv)  # type: ignore[attr-defined]
+
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["per_run"] == result["per_run"]
+    (run,) = result["per_run"]
+    # 100 random steps, then rollouts of 200 while one more fits in 700: 100 + 3 * 200 = 700
+    assert (run["environment_steps"], run["train_steps"]) == (700, 3 * 7)
+    # the buffer also holds each episode's reset frame, and 700 CartPole steps end several episodes
+    assert run["frames"] > run["environment_steps"]
+    assert run["seed"] == 4 and result["agent_overrides"]["fc_layer_params"] == [8]
+    assert result["mean_reward"] == run["final_return_mean"] and result["std_reward"] == 0.0
