@@ -12,7 +12,9 @@ here is an RL algorithm of ours: the agent, driver and buffer are TF-Agents'.
 
 The final greedy policy is scored exactly as `benchmarks/learning.py` scores the daily run's last
 checkpoint (same episodes, same seeds: `FINAL_EVAL_SEED + 1,000 * seed`), so a seed's online and
-daily finals are a paired comparison.
+daily finals are a paired comparison. Run fractions of the preset (a learning rate decaying over
+the run) stay resolved for the preset's daily run: with a different `--timesteps` or cadence,
+pass the decay steps in `--agent`.
 
 Usage:
   uv run python benchmarks/online_dqn.py --preset cartpole_v1 --seed 10 --runs 1
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -49,7 +50,7 @@ def run_once(
     from rl_bakery_dagster.examples.gym_simulator import evaluate, tf_policy
     from rl_bakery_dagster.resources.agents import TFAgentsResource
 
-    preset = PRESETS[preset_name].with_agent(**agent_fields) if agent_fields else PRESETS[preset_name]
+    preset = PRESETS[preset_name].with_agent(**agent_fields)
     budget = args.timesteps or preset.timesteps
     settings = TFAgentsResource(**{**preset.agent, "seed": seed})
     players = []
@@ -123,7 +124,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     quiet_tensorflow()
     runs = []
     for seed in range(args.seed, args.seed + args.runs):
